@@ -1,0 +1,46 @@
+# edgeopt: data -> trained -> pruned -> quantized -> converted -> benchmarked -> reported.
+# Thin by design: config validation, includes and `rule all`; all logic lives in src/edgeopt.
+import os
+import sys
+from pathlib import Path
+
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+)
+
+from snakemake.utils import min_version, validate
+
+from edgeopt.config import check_config
+from edgeopt.errors import EdgeoptError
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+try:
+    check_config(config)
+except EdgeoptError as exc:
+    raise SystemExit(f"edgeopt: {exc}")
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/prune.smk"
+include: "workflow/rules/quantize.smk"
+include: "workflow/rules/convert.smk"
+include: "workflow/rules/bench.smk"
+include: "workflow/rules/retrain.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        plan.all_targets(config),
+    default_target: True

@@ -1,0 +1,5 @@
+"""Dataset preparation: read a source, split it deterministically, cache compact uint8 arrays."""
+
+from edgeopt.data.arrays import DatasetArrays, Split, load_split, load_meta
+
+__all__ = ["DatasetArrays", "Split", "load_split", "load_meta"]

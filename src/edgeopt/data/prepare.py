@@ -1,0 +1,72 @@
+"""Deterministic train/val/test split and calibration subset, written as the uint8 cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.atomic import write_json
+from edgeopt.data.arrays import DatasetArrays, Split, save_split
+from edgeopt.data.sources import read_source
+from edgeopt.errors import EdgeoptError
+from edgeopt.provenance import provenance
+
+
+def stratified_take(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask selecting `fraction` of each class (at least one image per class when fraction > 0)."""
+    mask = np.zeros(len(y), dtype=bool)
+    if fraction <= 0:
+        return mask
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        n = max(1, int(round(len(idx) * fraction)))
+        if n >= len(idx):
+            raise EdgeoptError(f"dataset: class {c} has only {len(idx)} images; cannot hold out {fraction:.0%}")
+        mask[rng.permutation(idx)[:n]] = True
+    return mask
+
+
+def split_dataset(data: DatasetArrays, cfg: dict[str, Any]) -> dict[str, Split]:
+    """Split into train/val/test plus a calibration subset of train, all from `dataset.seed`."""
+    rng = np.random.default_rng(int(cfg.get("seed", 0)))
+    pool = data.train
+    test = data.test
+    if test is None:
+        test_mask = stratified_take(pool.y, float(cfg.get("test_fraction", 0.2)), rng)
+        test = Split(pool.x[test_mask], pool.y[test_mask])
+        pool = Split(pool.x[~test_mask], pool.y[~test_mask])
+    val_mask = stratified_take(pool.y, float(cfg.get("val_fraction", 0.1)), rng)
+    train = Split(pool.x[~val_mask], pool.y[~val_mask])
+    val = Split(pool.x[val_mask], pool.y[val_mask])
+    n_calib = min(int(cfg.get("calib_size", 512)), len(train))
+    calib_idx = np.sort(rng.permutation(len(train))[:n_calib])
+    calib = Split(train.x[calib_idx], train.y[calib_idx])
+    if len(train) == 0 or len(test) == 0:
+        raise EdgeoptError("dataset: the split left no training or test images; use more images")
+    return {"train": train, "val": val, "test": test, "calib": calib}
+
+
+def prepare(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """Read the source, split it and write `<out_dir>/{train,val,test,calib}.npz` and `meta.json`."""
+    out = Path(out_dir)
+    data = read_source(cfg)
+    splits = split_dataset(data, cfg)
+    for name, split in splits.items():
+        save_split(out / f"{name}.npz", split)
+    train_x = splits["train"].x.astype(np.float32) / 255.0
+    meta = {
+        "name": cfg["name"],
+        "source": cfg["source"],
+        "classes": data.classes,
+        "num_classes": len(data.classes),
+        "image_size": int(splits["train"].x.shape[1]),
+        "channels": int(splits["train"].x.shape[3]),
+        "counts": {k: len(v) for k, v in splits.items()},
+        "mean": train_x.mean(axis=(0, 1, 2)).round(6).tolist(),
+        "std": train_x.std(axis=(0, 1, 2)).round(6).tolist(),
+        "provenance": provenance({"dataset": cfg}),
+    }
+    write_json(out / "meta.json", meta)
+    return meta

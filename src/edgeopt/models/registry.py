@@ -1,0 +1,49 @@
+"""A name -> constructor registry, so config files and the CLI name models by string."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from edgeopt.errors import EdgeoptError
+
+ModelFn = Callable[..., nn.Module]
+_REGISTRY: dict[str, ModelFn] = {}
+
+
+def register_model(name: str) -> Callable[[ModelFn], ModelFn]:
+    """Register `fn(num_classes, in_channels, width_mult) -> nn.Module` under `name`."""
+
+    def deco(fn: ModelFn) -> ModelFn:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def list_models() -> list[str]:
+    """Names accepted by `create_model`."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0) -> nn.Module:
+    """Build a registered model; unknown names and bad arguments raise a one-line `EdgeoptError`."""
+    if name not in _REGISTRY:
+        raise EdgeoptError(f"model: unknown model {name!r} (known: {', '.join(list_models())})")
+    if num_classes < 2:
+        raise EdgeoptError(f"model {name}: num_classes must be >= 2, got {num_classes}")
+    if in_channels not in (1, 3):
+        raise EdgeoptError(f"model {name}: in_channels must be 1 or 3, got {in_channels}")
+    if not 0 < width_mult <= 4:
+        raise EdgeoptError(f"model {name}: width_mult must be in (0, 4], got {width_mult}")
+    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, width_mult=width_mult)
+
+
+def scaled(channels: int, width_mult: float, multiple: int = 8) -> int:
+    """Scale a channel count by `width_mult`, rounded to a hardware-friendly multiple (never below it)."""
+    if width_mult == 1.0:
+        return channels
+    return max(multiple, int(round(channels * width_mult / multiple)) * multiple)

@@ -1,0 +1,51 @@
+"""What the workflow builds for a config: artifact paths and target lists.
+
+The Snakefile and rule files ask this module for paths and targets so the `.smk` files
+stay declarative and the planning is unit-tested like the rest of the code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+RESULTS = "results"
+
+
+def data_dir(config: dict[str, Any]) -> str:
+    """Folder of the prepared dataset cache."""
+    return f"{RESULTS}/data/{config['dataset']['name']}"
+
+
+def model_names(config: dict[str, Any]) -> list[str]:
+    return list(config["models"])
+
+
+def model_options(config: dict[str, Any], model: str) -> dict[str, Any]:
+    return dict(config.get("model_options", {}).get(model) or {})
+
+
+def section_json(config: dict[str, Any], *keys: str) -> str:
+    """A config section as compact JSON: rules pass it as `params`, so editing it reruns the rule."""
+    node: Any = config
+    for k in keys:
+        node = node[k]
+    return json.dumps(node, sort_keys=True, separators=(",", ":"))
+
+
+def data_targets(config: dict[str, Any]) -> list[str]:
+    d = data_dir(config)
+    return [f"{d}/{s}.npz" for s in ("train", "val", "test", "calib")] + [f"{d}/meta.json"]
+
+
+def baseline_targets(config: dict[str, Any]) -> list[str]:
+    return [f"{RESULTS}/models/{m}/baseline/metrics.json" for m in model_names(config)]
+
+
+def all_targets(config: dict[str, Any]) -> list[str]:
+    """Everything `rule all` asks for."""
+    return data_targets(config) + baseline_targets(config)
+
+
+def model_options_json(config: dict[str, Any], model: str) -> str:
+    return json.dumps(model_options(config, model), sort_keys=True, separators=(",", ":"))

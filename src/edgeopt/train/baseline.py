@@ -1,0 +1,77 @@
+"""The baseline-training stage: dataset cache + model name -> trained `model.pt` + `metrics.json`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeopt.atomic import write_json
+from edgeopt.data import load_meta, load_split
+from edgeopt.models import create_model, model_stats, save_model
+from edgeopt.provenance import provenance
+from edgeopt.train.device_data import DeviceData
+from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
+
+
+def load_device_splits(
+    data_dir: str | Path, device: torch.device, channels_last: bool, names: tuple[str, ...] = ("train", "val", "test")
+) -> tuple[dict[str, Any], dict[str, DeviceData]]:
+    """Load the dataset cache once and move the requested splits to `device`."""
+    meta = load_meta(data_dir)
+    splits = {n: DeviceData(load_split(data_dir, n), meta, device, channels_last) for n in names}
+    return meta, splits
+
+
+def train_baseline(
+    model_name: str,
+    data_dir: str | Path,
+    out_model: str | Path,
+    out_metrics: str | Path,
+    train_cfg: dict[str, Any],
+    model_cfg: dict[str, Any] | None = None,
+    checkpoint: str | Path | None = None,
+    variant: str = "baseline",
+) -> dict[str, Any]:
+    """Train `model_name` from scratch on the cached dataset and write the model and its metrics."""
+    model_cfg = model_cfg or {}
+    settings = TrainSettings.from_config(train_cfg)
+    torch.manual_seed(settings.seed)
+    device = resolve_device(settings.device)
+    meta, data = load_device_splits(data_dir, device, settings.channels_last)
+    width = float(model_cfg.get("width_mult", 1.0))
+    model = create_model(model_name, meta["num_classes"], meta["channels"], width)
+    stats = model_stats(model, meta["image_size"], meta["channels"])
+    result = fit(model, data["train"], data["val"], settings, checkpoint, desc=f"{model_name}/{variant}")
+    amp = autocast_dtype(settings.precision, device)
+    test = evaluate(model, data["test"], settings.eval_batch_size, amp)
+    model_meta = {
+        "arch": model_name,
+        "variant": variant,
+        "num_classes": meta["num_classes"],
+        "in_channels": meta["channels"],
+        "image_size": meta["image_size"],
+        "width_mult": width,
+        "mean": meta["mean"],
+        "std": meta["std"],
+        "classes": meta["classes"],
+    }
+    save_model(out_model, model, model_meta)
+    metrics = {
+        "model": model_name,
+        "variant": variant,
+        "stage": "train",
+        "accuracy": test["accuracy"],
+        "loss": test["loss"],
+        "val_accuracy": result.history[-1].get("val_accuracy") if result.history else None,
+        **stats,
+        "epochs": settings.epochs,
+        "train_seconds": result.train_seconds,
+        "train_images_per_second": result.images_per_second,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "history": result.history,
+        "provenance": provenance({"train": train_cfg, "model": model_cfg}, str(device)),
+    }
+    write_json(out_metrics, metrics)
+    return metrics

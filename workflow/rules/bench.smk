@@ -1,0 +1,1 @@
+# Rules of the bench stage (see README). Targets are planned in src/edgeopt/plan.py.

@@ -1,0 +1,1 @@
+# Rules of the quantize stage (see README). Targets are planned in src/edgeopt/plan.py.
