@@ -52,7 +52,14 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path) -> Path
 @pytest.fixture(scope="session")
 def tiny_train_cfg() -> dict:
     """Training settings for tests: 1 quick CPU epoch."""
-    return {"epochs": 1, "batch_size": 64, "lr": 0.05, "device": "cpu", "progress": False, "eval_batch_size": 256}
+    return {
+        "epochs": 1,
+        "batch_size": 64,
+        "lr": 0.05,
+        "device": "cpu",
+        "progress": False,
+        "eval_batch_size": 256,
+    }
 
 
 @pytest.fixture(scope="session")

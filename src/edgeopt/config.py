@@ -54,7 +54,9 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     """Validate `config` (filling defaults in place); raise `EdgeoptError` naming the first bad key."""
     schema = schema or load_schema()
     cls = _with_defaults(jsonschema.validators.validator_for(schema))
-    errors = sorted(cls(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    errors = sorted(
+        cls(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
+    )
     if errors:
         err = errors[0]
         where = _key_path(err)

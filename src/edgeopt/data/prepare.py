@@ -23,7 +23,9 @@ def stratified_take(y: np.ndarray, fraction: float, rng: np.random.Generator) ->
         idx = np.flatnonzero(y == c)
         n = max(1, int(round(len(idx) * fraction)))
         if n >= len(idx):
-            raise EdgeoptError(f"dataset: class {c} has only {len(idx)} images; cannot hold out {fraction:.0%}")
+            raise EdgeoptError(
+                f"dataset: class {c} has only {len(idx)} images; cannot hold out {fraction:.0%}"
+            )
         mask[rng.permutation(idx)[:n]] = True
     return mask
 

@@ -73,7 +73,9 @@ def verify_checksum(path: Path, checksum: str | None) -> None:
         raise EdgeoptError(f"dataset.checksum: unsupported algorithm {algo!r} (use md5 or sha256)")
     actual = file_digest(path, algo)
     if actual != expected.lower():
-        raise EdgeoptError(f"{path}: {algo} checksum mismatch (expected {expected}, got {actual}); corrupt download?")
+        raise EdgeoptError(
+            f"{path}: {algo} checksum mismatch (expected {expected}, got {actual}); corrupt download?"
+        )
 
 
 def fetch(url: str, dest: Path, checksum: str | None, timeout: float = 60.0) -> Path:
@@ -88,7 +90,9 @@ def fetch(url: str, dest: Path, checksum: str | None, timeout: float = 60.0) -> 
                     out.write(chunk)
             verify_checksum(tmp, checksum)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise EdgeoptError(f"dataset.url: cannot download {url} ({exc}); set dataset.path to a local copy") from None
+        raise EdgeoptError(
+            f"dataset.url: cannot download {url} ({exc}); set dataset.path to a local copy"
+        ) from None
     return dest
 
 
@@ -204,8 +208,11 @@ def _assemble(
         raise EdgeoptError(f"{origin}: mixes <class>/ folders with train/ or test/ folders")
     classes = sorted({cls for entries in per_split.values() for cls, _, _ in entries})
     index = {c: i for i, c in enumerate(classes)}
-    limits = {"train": cfg.get("max_train_per_class"), "all": cfg.get("max_train_per_class"),
-              "test": cfg.get("max_test_per_class")}
+    limits = {
+        "train": cfg.get("max_train_per_class"),
+        "all": cfg.get("max_train_per_class"),
+        "test": cfg.get("max_test_per_class"),
+    }
 
     def build(split: str) -> Split:
         entries = sorted(per_split[split], key=lambda e: (e[0], e[2]))

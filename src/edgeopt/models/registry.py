@@ -29,7 +29,9 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0) -> nn.Module:
+def create_model(
+    name: str, num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0
+) -> nn.Module:
     """Build a registered model; unknown names and bad arguments raise a one-line `EdgeoptError`."""
     if name not in _REGISTRY:
         raise EdgeoptError(f"model: unknown model {name!r} (known: {', '.join(list_models())})")

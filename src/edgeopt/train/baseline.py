@@ -16,7 +16,10 @@ from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, res
 
 
 def load_device_splits(
-    data_dir: str | Path, device: torch.device, channels_last: bool, names: tuple[str, ...] = ("train", "val", "test")
+    data_dir: str | Path,
+    device: torch.device,
+    channels_last: bool,
+    names: tuple[str, ...] = ("train", "val", "test"),
 ) -> tuple[dict[str, Any], dict[str, DeviceData]]:
     """Load the dataset cache once and move the requested splits to `device`."""
     meta = load_meta(data_dir)

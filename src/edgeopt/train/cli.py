@@ -25,7 +25,13 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     m = train_baseline(
-        args.model, args.data, args.out_model, args.out_metrics, args.params, args.model_params, args.checkpoint
+        args.model,
+        args.data,
+        args.out_model,
+        args.out_metrics,
+        args.params,
+        args.model_params,
+        args.checkpoint,
     )
     print(f"{args.model}: test accuracy {m['accuracy']:.4f}, {m['train_images_per_second']:.0f} img/s")
     return 0

@@ -104,7 +104,10 @@ def evaluate(
     """Top-1 accuracy and mean cross-entropy over (the first `limit` images of) a split."""
     model.eval()
     correct, loss_sum, n = 0, 0.0, 0
-    with torch.inference_mode(), torch.autocast(data.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    with (
+        torch.inference_mode(),
+        torch.autocast(data.device.type, dtype=amp_dtype, enabled=amp_dtype is not None),
+    ):
         for x, y in data.batches(batch_size, limit=limit):
             logits = model(x).float()
             loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
@@ -143,10 +146,16 @@ def fit(
         weight_decay=settings.weight_decay,
         fused=fused or None,
     )
-    steps_per_epoch = max(1, math.floor(len(train) / settings.batch_size)) if len(train) >= settings.batch_size else 1
+    steps_per_epoch = (
+        max(1, math.floor(len(train) / settings.batch_size)) if len(train) >= settings.batch_size else 1
+    )
     total_steps = max(1, settings.epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=settings.lr, total_steps=total_steps, pct_start=settings.pct_start, anneal_strategy="linear"
+        opt,
+        max_lr=settings.lr,
+        total_steps=total_steps,
+        pct_start=settings.pct_start,
+        anneal_strategy="linear",
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
@@ -161,7 +170,9 @@ def fit(
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu") else state["generator"])
+            gen.set_state(
+                state["generator"].cpu() if hasattr(state["generator"], "cpu") else state["generator"]
+            )
             history, start_epoch = state["history"], state["epoch"] + 1
             elapsed, seen = state["elapsed"], state["seen"]
     resumed = start_epoch
@@ -207,14 +218,20 @@ def fit(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "train_loss": float(loss_acc) / max(n_batches, 1), "lr": sched.get_last_lr()[0]}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(loss_acc) / max(n_batches, 1),
+            "lr": sched.get_last_lr()[0],
+        }
         if val is not None and len(val):
             ev = evaluate(model, val, settings.eval_batch_size, amp, settings.val_limit)
             record.update(val_accuracy=ev["accuracy"], val_loss=ev["loss"])
         history.append(record)
         if settings.progress:
-            tqdm.write(f"{desc} epoch {epoch + 1}/{settings.epochs}: " + ", ".join(
-                f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+            tqdm.write(
+                f"{desc} epoch {epoch + 1}/{settings.epochs}: "
+                + ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
+            )
         if ckpt is not None:
             with atomic_path(ckpt) as tmp:
                 torch.save(

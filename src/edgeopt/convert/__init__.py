@@ -1,0 +1,1 @@
+"""Conversion: PyTorch -> ONNX / ONNX Runtime / TFLite (LiteRT) / TensorRT, each checked against PyTorch."""
