@@ -41,6 +41,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         plan.all_targets(config),
-    default_target: True

@@ -7,18 +7,18 @@ rule train_baseline:
     output:
         model="results/models/{model}/baseline/model.pt",
         metrics="results/models/{model}/baseline/metrics.json",
+    log:
+        "results/logs/train_baseline/{model}.log",
+    benchmark:
+        "results/benchmarks/train_baseline/{model}.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
     params:
         cfg=plan.section_json(config, "train"),
         model_cfg=lambda w: plan.model_options_json(config, w.model),
         data=DATA,
         checkpoint="results/models/{model}/baseline/checkpoint.pt",
-    threads: workflow.cores
-    resources:
-        gpu=1,
-    log:
-        "results/logs/train_baseline/{model}.log",
-    benchmark:
-        "results/benchmarks/train_baseline/{model}.tsv"
     shell:
         "{EDGEOPT} train --model {wildcards.model} --data {params.data:q}"
         " --params {params.cfg:q} --model-params {params.model_cfg:q}"
