@@ -49,3 +49,31 @@ def all_targets(config: dict[str, Any]) -> list[str]:
 
 def model_options_json(config: dict[str, Any], model: str) -> str:
     return json.dumps(model_options(config, model), sort_keys=True, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------- variants and deployable formats
+# Stages extend these: pruning and QAT add model variants, conversion/quantization add formats.
+
+#: deployable formats: `<runtime>-<precision>` -> (file extension, harness runtime name)
+FORMATS: dict[str, tuple[str, str]] = {
+    "ort-fp32": ("onnx", "onnxruntime"),
+    "ort-int8": ("onnx", "onnxruntime"),
+    "tflite-fp32": ("tflite", "tflite"),
+    "tflite-fp16": ("tflite", "tflite"),
+    "tflite-int8": ("tflite", "tflite"),
+}
+
+
+def model_variants(config: dict[str, Any], model: str) -> list[str]:
+    """Trained variants of `model` that go on to conversion and benchmarks."""
+    return ["baseline"]
+
+
+def deploy_formats(config: dict[str, Any]) -> list[str]:
+    """Formats every variant is converted to (`convert.formats`)."""
+    return list(config.get("convert", {}).get("formats", list(FORMATS)))
+
+
+def deploy_path(model: str, variant: str, fmt: str) -> str:
+    """Where a deployable artifact lives; its metrics JSON sits beside it with `.json`."""
+    return f"{RESULTS}/deploy/{model}/{variant}/{fmt}.{FORMATS[fmt][0]}"
