@@ -1,14 +1,9 @@
 # edgeopt: data -> trained -> pruned -> quantized -> converted -> benchmarked -> reported.
 # Thin by design: config validation, includes and `rule all`; all logic lives in src/edgeopt.
-import os
 import sys
 from pathlib import Path
 
-SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
-)
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from snakemake.utils import min_version, validate
 

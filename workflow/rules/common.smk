@@ -1,8 +1,16 @@
-# Shared helpers for the rule files: the interpreter that runs `python -m edgeopt` and the plan.
+# Shared by the rule files: jobs run `python -m edgeopt ...` with this interpreter and this checkout's
+# src/ first on the path (so the workflow runs the code next to it, installed or not).
 import shlex
 import sys
+from pathlib import Path
 
 from edgeopt import plan
 
-EDGEOPT = f"{shlex.quote(sys.executable)} -m edgeopt"
+shell.prefix(
+    "set -euo pipefail; "
+    f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; '
+    f"export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
+
 DATA = plan.data_dir(config)
+EDGEOPT = "python -m edgeopt"  # kept for rule files written before the shell prefix; prefer the literal

@@ -9,8 +9,10 @@ rule prepare_data:
         "results/logs/prepare_data.log",
     benchmark:
         "results/benchmarks/prepare_data.tsv"
+    conda:
+        "../../envs/edgeopt.yaml"
     params:
         cfg=plan.section_json(config, "dataset"),
-        out=DATA,
+        out=lambda w, output: Path(output.meta).parent,
     shell:
-        "{EDGEOPT} prepare-data --params {params.cfg:q} --out {params.out:q} > {log:q} 2>&1"
+        "python -m edgeopt prepare-data --params {params.cfg:q} --out {params.out:q} > {log:q} 2>&1"

@@ -11,16 +11,18 @@ rule train_baseline:
         "results/logs/train_baseline/{model}.log",
     benchmark:
         "results/benchmarks/train_baseline/{model}.tsv"
+    conda:
+        "../../envs/edgeopt.yaml"
     threads: workflow.cores
     resources:
         gpu=1,
     params:
         cfg=plan.section_json(config, "train"),
         model_cfg=lambda w: plan.model_options_json(config, w.model),
-        data=DATA,
-        checkpoint="results/models/{model}/baseline/checkpoint.pt",
+        data=lambda w, input: Path(input.meta).parent,
+        checkpoint=lambda w, output: Path(output.model).with_name("checkpoint.pt"),
     shell:
-        "{EDGEOPT} train --model {wildcards.model} --data {params.data:q}"
+        "python -m edgeopt train --model {wildcards.model} --data {params.data:q}"
         " --params {params.cfg:q} --model-params {params.model_cfg:q}"
         " --out-model {output.model:q} --out-metrics {output.metrics:q}"
         " --checkpoint {params.checkpoint:q} --threads {threads} > {log:q} 2>&1"

@@ -17,13 +17,18 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, An
     return {
         "max_abs_diff": float(diff.max()) if diff.size else 0.0,
         "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-        "top1_agreement": float((reference.argmax(1) == candidate.argmax(1)).mean()) if len(reference) else 1.0,
+        "top1_agreement": float((reference.argmax(1) == candidate.argmax(1)).mean())
+        if len(reference)
+        else 1.0,
         "images": int(len(reference)),
     }
 
 
 def check_parity(
-    what: str, parity: dict[str, Any], max_abs_diff: float | None = None, min_top1_agreement: float | None = None
+    what: str,
+    parity: dict[str, Any],
+    max_abs_diff: float | None = None,
+    min_top1_agreement: float | None = None,
 ) -> None:
     """Raise a one-line error saying by how much `what` misses a threshold (None: not checked)."""
     if max_abs_diff is not None and parity["max_abs_diff"] > max_abs_diff:

@@ -94,6 +94,16 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def one_cycle(opt: torch.optim.Optimizer, settings: TrainSettings, total_steps: int) -> Any:
+    """OneCycle (linear warm-up then decay); very short runs (< 4 steps) use a constant rate."""
+    if total_steps < 4:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    pct = min(max(settings.pct_start, 1.5 / total_steps), 1 - 1.5 / total_steps)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=settings.lr, total_steps=total_steps, pct_start=pct, anneal_strategy="linear"
+    )
+
+
 def evaluate(
     model: nn.Module,
     data: DeviceData,
@@ -150,13 +160,7 @@ def fit(
         max(1, math.floor(len(train) / settings.batch_size)) if len(train) >= settings.batch_size else 1
     )
     total_steps = max(1, settings.epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt,
-        max_lr=settings.lr,
-        total_steps=total_steps,
-        pct_start=settings.pct_start,
-        anneal_strategy="linear",
-    )
+    sched = one_cycle(opt, settings, total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     gen = torch.Generator(device=device)

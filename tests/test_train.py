@@ -1,0 +1,205 @@
+"""Training loop: augmentation, determinism, checkpoint resume, metrics with provenance."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeopt.data import load_meta, load_split
+from edgeopt.errors import EdgeoptError
+from edgeopt.models import create_model, load_model
+from edgeopt.train import DeviceData, TrainSettings, evaluate, fit
+from edgeopt.train.device_data import random_crop_flip
+
+
+def test_random_crop_is_a_shifted_window_and_flip_mirrors() -> None:
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.uint8).view(2, 3, 6, 6)
+    gen = torch.Generator().manual_seed(0)
+    out = random_crop_flip(x, pad=2, flip=False, generator=gen)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for b in range(2):
+        windows = [padded[b, :, i : i + 6, j : j + 6] for i in range(5) for j in range(5)]
+        assert any(torch.equal(out[b], w) for w in windows)
+    flipped = random_crop_flip(x, pad=0, flip=True, generator=torch.Generator().manual_seed(3))
+    for b in range(2):
+        assert torch.equal(flipped[b], x[b]) or torch.equal(flipped[b], x[b].flip(2))
+
+
+def test_settings_reject_bad_precision() -> None:
+    with pytest.raises(EdgeoptError, match="train.precision"):
+        TrainSettings.from_config({"precision": "int4"})
+
+
+def _data(tiny_data: Path):
+    meta = load_meta(tiny_data)
+    dev = torch.device("cpu")
+    return (
+        DeviceData(load_split(tiny_data, "train"), meta, dev),
+        DeviceData(load_split(tiny_data, "val"), meta, dev),
+    )
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(
+    tiny_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    train, val = _data(tiny_data)
+    settings = TrainSettings.from_config(
+        {
+            "epochs": 2,
+            "batch_size": 90,
+            "lr": 0.05,
+            "device": "cpu",
+            "progress": False,
+            "channels_last": False,
+        }
+    )
+
+    torch.manual_seed(0)
+    reference = create_model("resnet20")
+    fit(reference, train, val, settings)
+
+    torch.manual_seed(0)
+    model = create_model("resnet20")
+    ckpt = tmp_path / "ckpt.pt"
+    monkeypatch.setenv("EDGEOPT_STOP_AFTER_EPOCH", "1")
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, train, val, settings, checkpoint=ckpt)
+    monkeypatch.delenv("EDGEOPT_STOP_AFTER_EPOCH")
+    assert ckpt.exists()
+
+    torch.manual_seed(123)  # a fresh process: different init, everything must come from the checkpoint
+    resumed = create_model("resnet20")
+    result = fit(resumed, train, val, settings, checkpoint=ckpt)
+    assert result.resumed_from_epoch == 1 and len(result.history) == 2
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_checkpoint_with_other_settings_is_not_resumed(tiny_data: Path, tmp_path: Path) -> None:
+    train, val = _data(tiny_data)
+    ckpt = tmp_path / "ckpt.pt"
+    s1 = TrainSettings.from_config({"epochs": 1, "batch_size": 90, "device": "cpu", "progress": False})
+    fit(create_model("resnet20"), train, val, s1, checkpoint=ckpt)
+    s2 = TrainSettings.from_config(
+        {"epochs": 1, "batch_size": 90, "lr": 0.01, "device": "cpu", "progress": False}
+    )
+    assert fit(create_model("resnet20"), train, val, s2, checkpoint=ckpt).resumed_from_epoch == 0
+
+
+def test_training_learns_on_real_images(tiny_data: Path) -> None:
+    train, val = _data(tiny_data)
+    torch.manual_seed(0)
+    model = create_model("resnet20")
+    before = evaluate(model, train, 256)["loss"]
+    settings = TrainSettings.from_config(
+        {
+            "epochs": 3,
+            "batch_size": 60,
+            "lr": 0.05,
+            "device": "cpu",
+            "progress": False,
+            "crop_padding": 0,
+            "flip": False,
+        }
+    )
+    fit(model, train, None, settings)
+    assert evaluate(model, train, 256)["loss"] < before
+
+
+def test_train_command_writes_model_and_metrics(tiny_data: Path, tmp_path: Path) -> None:
+    params = json.dumps({"epochs": 1, "batch_size": 64, "device": "cpu", "progress": True})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeopt",
+            "train",
+            "--model",
+            "mobilenetv2",
+            "--data",
+            str(tiny_data),
+            "--params",
+            params,
+            "--model-params",
+            '{"width_mult": 0.5}',
+            "--out-model",
+            str(tmp_path / "m.pt"),
+            "--out-metrics",
+            str(tmp_path / "metrics.json"),
+            "--threads",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["macs"] > 0 and metrics["params"] > 0
+    prov = metrics["provenance"]
+    assert prov["config"]["train"]["epochs"] == 1 and prov["packages"]["torch"] and prov["device"]["hostname"]
+    model, meta = load_model(tmp_path / "m.pt")
+    assert meta["width_mult"] == 0.5 and meta["num_classes"] == 10
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_train_command_unknown_model_is_one_line(tiny_data: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeopt",
+            "train",
+            "--model",
+            "resnet99",
+            "--data",
+            str(tiny_data),
+            "--params",
+            "{}",
+            "--out-model",
+            str(tmp_path / "m.pt"),
+            "--out-metrics",
+            str(tmp_path / "x.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "unknown model 'resnet99'" in proc.stderr
+
+
+def test_bench_train_prints_side_by_side_ratio() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeopt",
+            "bench-train",
+            "--model",
+            "resnet20",
+            "--images",
+            "256",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.strip().startswith("edgeopt loop") for line in lines)
+    assert any(line.strip().startswith("plain loop") for line in lines)
+    ratio = [line for line in lines if "ratio" in line][0]
+    assert float(ratio.split(":")[1].split("x")[0]) > 0

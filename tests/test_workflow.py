@@ -1,0 +1,80 @@
+"""End to end: real `snakemake` runs of the DAG on the tiny preset."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgeopt import plan
+from edgeopt.config import check_config, deep_merge
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def tiny_config(workdir: Path, cifar_tar: Path, extra: dict | None = None) -> Path:
+    override = {"dataset": {"path": str(cifar_tar)}}
+    path = workdir / "tiny-local.yaml"
+    path.write_text(yaml.safe_dump(deep_merge(override, extra or {})))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(
+    tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path
+) -> tuple[Path, subprocess.CompletedProcess]:
+    workdir = tmp_path_factory.mktemp("wf")
+    cfg = tiny_config(workdir, cifar_tar)
+    proc = run_snakemake(workdir, "--configfile", str(ROOT / "config" / "tiny.yaml"), str(cfg))
+    return workdir, proc
+
+
+@pytest.mark.slow
+def test_tiny_preset_builds_every_target(tiny_run) -> None:
+    workdir, proc = tiny_run
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    config = check_config(
+        deep_merge(
+            yaml.safe_load((ROOT / "config.yaml").read_text()),
+            yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text()),
+        )
+    )
+    missing = [t for t in plan.all_targets(config) if not (workdir / t).exists()]
+    assert not missing, missing
+    metrics = json.loads((workdir / "results/models/resnet20/baseline/metrics.json").read_text())
+    assert metrics["provenance"]["git_commit"] and metrics["accuracy"] >= 0
+    assert (workdir / "results/logs/train_baseline/resnet20.log").exists()
+    assert (workdir / "results/benchmarks/train_baseline/resnet20.tsv").exists()
+
+
+@pytest.mark.slow
+def test_second_run_does_nothing(tiny_run, cifar_tar: Path) -> None:
+    workdir, first = tiny_run
+    assert first.returncode == 0, first.stderr[-4000:]
+    cfg = workdir / "tiny-local.yaml"
+    proc = run_snakemake(workdir, "--configfile", str(ROOT / "config" / "tiny.yaml"), str(cfg), "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_bad_config_stops_before_any_job_with_one_line(tmp_path: Path, cifar_tar: Path) -> None:
+    cfg = tiny_config(tmp_path, cifar_tar, {"train": {"batch_size": "big"}})
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg), timeout=120)
+    assert proc.returncode != 0
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "edgeopt:" in line]
+    assert errors == ["edgeopt: config: train.batch_size: 'big' is not of type 'integer'"]
+    assert not (tmp_path / "results").exists()
