@@ -224,3 +224,16 @@ def test_prepare_is_deterministic_and_complete(tmp_path: Path, cifar_tar: Path) 
     other = prepare(dict(cfg, seed=1), tmp_path / "c")
     assert other["counts"] == meta["counts"]
     assert not np.array_equal(load_split(tmp_path / "c", "val").x, load_split(tmp_path / "a", "val").x)
+
+
+def test_channel_stats_are_exact_on_large_arrays() -> None:
+    from edgeopt.data.prepare import channel_stats
+
+    rng = np.random.default_rng(0)
+    x = np.empty((6000, 32, 32, 3), dtype=np.uint8)  # 18M values per channel: float32 sums would stall
+    for c, (lo, hi) in enumerate([(0, 100), (100, 200), (50, 256)]):
+        x[..., c] = rng.integers(lo, hi, x.shape[:3], dtype=np.uint8)
+    mean, std = channel_stats(x)
+    expected = x.reshape(-1, 3).astype(np.float64)
+    assert np.allclose(mean, expected.mean(0) / 255, atol=1e-6)
+    assert np.allclose(std, expected.std(0) / 255, atol=1e-6)

@@ -50,6 +50,18 @@ def split_dataset(data: DatasetArrays, cfg: dict[str, Any]) -> dict[str, Split]:
     return {"train": train, "val": val, "test": test, "calib": calib}
 
 
+def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std on the 0..1 scale, accumulated in float64 (float32 sums stall on 50k images)."""
+    flat = x.reshape(-1, x.shape[-1])
+    mean = flat.mean(axis=0, dtype=np.float64)
+    sq = np.zeros(x.shape[-1], dtype=np.float64)
+    for start in range(0, len(flat), 1 << 22):
+        chunk = flat[start : start + (1 << 22)].astype(np.float64)
+        sq += ((chunk - mean) ** 2).sum(axis=0)
+    std = np.sqrt(sq / max(len(flat), 1))
+    return (mean / 255).round(6).tolist(), (std / 255).round(6).tolist()
+
+
 def prepare(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     """Read the source, split it and write `<out_dir>/{train,val,test,calib}.npz` and `meta.json`."""
     out = Path(out_dir)
@@ -57,7 +69,7 @@ def prepare(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     splits = split_dataset(data, cfg)
     for name, split in splits.items():
         save_split(out / f"{name}.npz", split)
-    train_x = splits["train"].x.astype(np.float32) / 255.0
+    mean, std = channel_stats(splits["train"].x)
     meta = {
         "name": cfg["name"],
         "source": cfg["source"],
@@ -66,8 +78,8 @@ def prepare(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
         "image_size": int(splits["train"].x.shape[1]),
         "channels": int(splits["train"].x.shape[3]),
         "counts": {k: len(v) for k, v in splits.items()},
-        "mean": train_x.mean(axis=(0, 1, 2)).round(6).tolist(),
-        "std": train_x.std(axis=(0, 1, 2)).round(6).tolist(),
+        "mean": mean,
+        "std": std,
         "provenance": provenance({"dataset": cfg}),
     }
     write_json(out / "meta.json", meta)
