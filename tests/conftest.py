@@ -14,6 +14,16 @@ sys.path.insert(0, str(SRC))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 CIFAR_JPEG_TAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
+#: fixture modules shared by stages' tests (each stage appends its own below its marker line)
+pytest_plugins: list[str] = [
+    # -- issue 3: sensitivity + pruning
+    # -- issue 4: quantization
+    # -- issue 5: conversion
+    # -- issue 6: devices + benchmarks
+    # -- issue 7: on-device retraining
+    # -- issue 8: reports
+]
+
 import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -21,6 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-data": ("edgeopt.data.cli", "read a dataset source and write the uint8 split cache"),
     "train": ("edgeopt.train.cli", "train a baseline model"),
     "bench-train": ("edgeopt.train.bench", "benchmark the training loop against a plain PyTorch loop"),
+    # -- issue 3: sensitivity + pruning (add this stage's commands below this line)
+    # -- issue 4: quantization (add this stage's commands below this line)
+    # -- issue 5: conversion (add this stage's commands below this line)
+    # -- issue 6: devices + benchmarks (add this stage's commands below this line)
+    # -- issue 7: on-device retraining (add this stage's commands below this line)
+    # -- issue 8: reports (add this stage's commands below this line)
 }
 
 

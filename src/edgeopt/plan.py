@@ -44,7 +44,14 @@ def baseline_targets(config: dict[str, Any]) -> list[str]:
 
 def all_targets(config: dict[str, Any]) -> list[str]:
     """Everything `rule all` asks for."""
-    return data_targets(config) + baseline_targets(config)
+    targets = data_targets(config) + baseline_targets(config)
+    # -- issue 3: sensitivity + pruning (extend `targets` below this line)
+    # -- issue 4: quantization (extend `targets` below this line)
+    # -- issue 5: conversion (extend `targets` below this line)
+    # -- issue 6: devices + benchmarks (extend `targets` below this line)
+    # -- issue 7: on-device retraining (extend `targets` below this line)
+    # -- issue 8: reports (extend `targets` below this line)
+    return targets
 
 
 def model_options_json(config: dict[str, Any], model: str) -> str:
@@ -66,7 +73,10 @@ FORMATS: dict[str, tuple[str, str]] = {
 
 def model_variants(config: dict[str, Any], model: str) -> list[str]:
     """Trained variants of `model` that go on to conversion and benchmarks."""
-    return ["baseline"]
+    variants = ["baseline"]
+    # -- issue 3: pruning variants (extend `variants` below this line)
+    # -- issue 4: quantization-aware-training variants (extend `variants` below this line)
+    return variants
 
 
 def deploy_formats(config: dict[str, Any]) -> list[str]:
@@ -77,3 +87,27 @@ def deploy_formats(config: dict[str, Any]) -> list[str]:
 def deploy_path(model: str, variant: str, fmt: str) -> str:
     """Where a deployable artifact lives; its metrics JSON sits beside it with `.json`."""
     return f"{RESULTS}/deploy/{model}/{variant}/{fmt}.{FORMATS[fmt][0]}"
+
+
+# ---------------------------------------------------------------- issue 3: sensitivity + pruning
+# (this stage's planning functions go below this line)
+
+
+# ---------------------------------------------------------------- issue 4: quantization
+# (this stage's planning functions go below this line)
+
+
+# ---------------------------------------------------------------- issue 5: conversion
+# (this stage's planning functions go below this line)
+
+
+# ---------------------------------------------------------------- issue 6: devices + benchmarks
+# (this stage's planning functions go below this line)
+
+
+# ---------------------------------------------------------------- issue 7: on-device retraining
+# (this stage's planning functions go below this line)
+
+
+# ---------------------------------------------------------------- issue 8: reports
+# (this stage's planning functions go below this line)

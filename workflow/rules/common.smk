@@ -13,4 +13,3 @@ shell.prefix(
 )
 
 DATA = plan.data_dir(config)
-EDGEOPT = "python -m edgeopt"  # kept for rule files written before the shell prefix; prefer the literal
