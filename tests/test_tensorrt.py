@@ -17,7 +17,9 @@ from edgeopt.harness.runtimes import RUNTIMES, RuntimeUnavailable, load_runner
 DATA = Path(__file__).parent / "data"
 SRC = Path(__file__).resolve().parents[1] / "src"
 HAVE_TRT = bool(trt_h.find_trtexec() or trt_h.tensorrt_python_available())
-NO_TRT = "TensorRT absent: no trtexec and no `tensorrt` Python package (needs an NVIDIA GPU + JetPack/TensorRT)"
+NO_TRT = (
+    "TensorRT absent: no trtexec and no `tensorrt` Python package (needs an NVIDIA GPU + JetPack/TensorRT)"
+)
 
 
 def log(name: str) -> str:
@@ -28,7 +30,9 @@ def log(name: str) -> str:
 
 
 def test_fp16_dynamic_batch_command() -> None:
-    opts = trt_h.BuildOptions(precision="fp16", min_batch=1, opt_batch=8, max_batch=64, timing_cache="t.cache")
+    opts = trt_h.BuildOptions(
+        precision="fp16", min_batch=1, opt_batch=8, max_batch=64, timing_cache="t.cache"
+    )
     cmd = trt_h.trtexec_command("m.onnx", "e.engine", opts, trtexec="/usr/src/tensorrt/bin/trtexec")
     assert cmd == [
         "/usr/src/tensorrt/bin/trtexec",
@@ -90,7 +94,10 @@ def test_options_from_the_config_section() -> None:
     opts = trt_h.options_from_config(section["convert"]["tensorrt"], "int8", (3, 32, 32))
     assert (opts.min_batch, opts.opt_batch, opts.max_batch, opts.workspace_mib) == (1, 1, 32, 1024)
     assert opts.calibration_cache == "c.cache"
-    assert trt_h.options_from_config(section["convert"]["tensorrt"], "fp16", (3, 32, 32)).calibration_cache is None
+    assert (
+        trt_h.options_from_config(section["convert"]["tensorrt"], "fp16", (3, 32, 32)).calibration_cache
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -173,7 +180,10 @@ def test_failed_build_names_the_unsupported_op_in_one_line() -> None:
 
 def test_failure_without_an_op_reports_the_first_error() -> None:
     text = "&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # trtexec\n[E] Error opening engine file: x\n"
-    assert trt_h.failure_message(text, "m.onnx") == "m.onnx: TensorRT engine build failed (Error opening engine file: x)"
+    assert (
+        trt_h.failure_message(text, "m.onnx")
+        == "m.onnx: TensorRT engine build failed (Error opening engine file: x)"
+    )
 
 
 def test_parse_cli_prints_json() -> None:
@@ -194,7 +204,9 @@ def test_harness_needs_no_torch_or_onnx() -> None:
         "bad=[m for m in sys.modules if m.split('.')[0] in ('torch','onnx','onnxruntime','tensorrt','litert_torch')"
         " or (m.startswith('edgeopt.') and not m.startswith('edgeopt.harness'))];print(bad)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -215,12 +227,23 @@ def test_absent_tensorrt_gives_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeUnavailable, match="TensorRT is not installed"):
         load_runner("tensorrt", str(tmp_path / "e.engine"))
     proc = subprocess.run(
-        [sys.executable, "-m", "edgeopt.harness.tensorrt", "build", "--onnx", str(onnx), "--engine", "e.engine"],
+        [
+            sys.executable,
+            "-m",
+            "edgeopt.harness.tensorrt",
+            "build",
+            "--onnx",
+            str(onnx),
+            "--engine",
+            "e.engine",
+        ],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": str(SRC)},
     )
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "TensorRT is not installed" in proc.stderr
+    assert (
+        proc.returncode == 2 and proc.stderr.count("\n") == 1 and "TensorRT is not installed" in proc.stderr
+    )
 
 
 def test_missing_onnx_is_a_build_error(tmp_path: Path) -> None:
@@ -239,7 +262,9 @@ def test_live_engine_build_and_run_matches_onnxruntime(tmp_path: Path, precision
 
     model = create_model("resnet20", 10, 3, 1.0).eval()
     onnx = export_onnx(model, tmp_path / "model.onnx", 32, 3)
-    res = trt_h.build_engine(onnx, tmp_path / "e.engine", trt_h.BuildOptions(precision=precision, max_batch=16))
+    res = trt_h.build_engine(
+        onnx, tmp_path / "e.engine", trt_h.BuildOptions(precision=precision, max_batch=16)
+    )
     assert Path(res["engine"]).stat().st_size > 0
     runner = load_runner("tensorrt", res["engine"])
     x = np.random.default_rng(0).standard_normal((20, 3, 32, 32)).astype(np.float32)

@@ -31,9 +31,10 @@ def convert_artifact(
 
     converter = get_converter(fmt)
     model_file, out = Path(model_file), Path(out)
-    model = model or model_file.parent.parent.name
-    variant = variant or model_file.parent.name
     torch_model, meta = load_model(model_file)
+    in_layout = model_file.parent.parent.parent.name == "models"  # results/models/<model>/<variant>/model.pt
+    model = model or (model_file.parent.parent.name if in_layout else meta.get("arch", "model"))
+    variant = variant or (model_file.parent.name if in_layout else meta.get("variant", "baseline"))
     t0 = time.perf_counter()
     try:
         built = converter(torch_model, meta, settings, out, Path(onnx) if onnx else None)

@@ -48,7 +48,9 @@ def export_onnx(
                 dynamo=False,
             )
         except Exception as exc:  # noqa: BLE001 - exporter errors come in many types
-            named = unsupported_op_message("onnx-exporter", str(exc), where=f"{path}: ONNX export (opset {opset})")
+            named = unsupported_op_message(
+                "onnx-exporter", str(exc), where=f"{path}: ONNX export (opset {opset})"
+            )
             raise EdgeoptError(
                 named or f"{path}: ONNX export failed ({type(exc).__name__}: {str(exc).splitlines()[0]})"
             ) from None

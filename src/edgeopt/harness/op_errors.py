@@ -33,7 +33,7 @@ PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ("litert-torch", re.compile(r"Lowering not found: (?P<op>[\w.:]+)"), "no lowering to TFLite"),
     (
         "onnx-exporter",
-        re.compile(r"(?:operator|namespace) '?(?P<op>[A-Za-z_][\w.]*::[\w.]+)'?"),
+        re.compile(r"(?:operator|namespace) '?(?P<op>[A-Za-z_][\w.]*::\w+(?:\.\w+)*)'?"),
         "not supported by torch.onnx.export",
     ),
     (
