@@ -271,3 +271,36 @@ def test_live_engine_build_and_run_matches_onnxruntime(tmp_path: Path, precision
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     assert np.abs(runner.predict(x) - ref).max() < (1e-3 if precision == "fp32" else 5e-2)
+
+
+def test_timing_cache_and_int8_source_planning() -> None:
+    from edgeopt import plan
+    from edgeopt.config import check_config
+
+    config = check_config({"convert": {"tensorrt": {"int8_source": "qdq"}}})
+    section = config["convert"]["tensorrt"]
+    assert (
+        trt_h.options_from_config(section, "fp16", (3, 32, 32), timing_cache_path="d.cache").timing_cache
+        == "d.cache"
+    )
+    off = {**section, "timing_cache": False}
+    assert (
+        trt_h.options_from_config(off, "fp16", (3, 32, 32), timing_cache_path="d.cache").timing_cache is None
+    )
+    assert plan.trt_onnx_source(config, "m", "v", "trt-int8") == "results/deploy/m/v/ort-int8.onnx"
+    assert plan.trt_onnx_source(config, "m", "v", "trt-fp16") == "results/deploy/m/v/model.onnx"
+    default = check_config({})
+    assert plan.trt_onnx_source(default, "m", "v", "trt-int8") == "results/deploy/m/v/model.onnx"
+
+
+def test_calibration_images_are_preprocessed_like_training(tmp_path: Path) -> None:
+    from edgeopt.harness.runtimes import preprocess
+
+    x = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    np.savez(tmp_path / "calib.npz", x=x, y=np.zeros(6, np.int64))
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    got = trt_h.load_calibration(tmp_path / "calib.npz", mean, std, limit=4)
+    assert got.shape == (4, 3, 4, 4) and got.dtype == np.float32
+    assert np.array_equal(got, preprocess(x[:4], mean, std))
+    with pytest.raises(ValueError, match="mean and std"):
+        trt_h.load_calibration(tmp_path / "calib.npz")

@@ -125,6 +125,15 @@ def device_built_formats(config: dict[str, Any]) -> list[str]:
     return [f for f in deploy_formats(config) if FORMATS[f][1] == "tensorrt"]
 
 
+def trt_onnx_source(config: dict[str, Any], model: str, variant: str, fmt: str) -> str:
+    """The ONNX a TensorRT engine of `fmt` is built from on the device: model.onnx, or for trt-int8
+    with `convert.tensorrt.int8_source: qdq` the quantization stage's QDQ model (ort-int8.onnx)."""
+    trt = config.get("convert", {}).get("tensorrt", {})
+    if fmt == "trt-int8" and trt.get("int8_source", "calibrate") == "qdq":
+        return deploy_path(model, variant, "ort-int8")
+    return onnx_path(model, variant)
+
+
 def convert_targets(config: dict[str, Any]) -> list[str]:
     """model.onnx for every variant, plus the conversion-owned formats chosen in `convert.formats`,
     each with its sidecar JSON."""

@@ -131,7 +131,8 @@ def verify_artifact(
         "format": fmt,
         "runtime": runtime,
         "runtime_package": getattr(runner, "package", runtime),
-        "runtime_version": getattr(runner, "version", None),
+        "runtime_version": getattr(runner, "version", None)
+        or _package_version(getattr(runner, "package", runtime)),
         "precision": precision,
         "path": str(path),
         "size_bytes": path.stat().st_size,
@@ -146,6 +147,15 @@ def verify_artifact(
     if write:
         write_json(sidecar_path(path), record)
     return record
+
+
+def _package_version(package: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.harness.op_errors import unsupported_op_message
-from edgeopt.harness.runtimes import RuntimeUnavailable
+from edgeopt.harness.runtimes import RuntimeUnavailable, preprocess
 
 PRECISIONS = ("fp32", "fp16", "int8", "best")
 
@@ -97,9 +97,13 @@ def options_from_config(
     precision: str,
     input_shape: tuple[int, ...],
     input_name: str = "input",
+    timing_cache_path: str | None = None,
     **overrides: Any,
 ) -> BuildOptions:
-    """BuildOptions from the `convert.tensorrt` config section (what the benchmark stage passes)."""
+    """BuildOptions from the `convert.tensorrt` config section (what the benchmark stage passes).
+
+    `timing_cache_path` is the device's cache file, used when `timing_cache` is true.
+    """
     level = settings.get("builder_optimization_level")
     opts: dict[str, Any] = {
         "precision": precision,
@@ -112,6 +116,7 @@ def options_from_config(
         "calibration_cache": settings.get("int8_calibration") if precision in ("int8", "best") else None,
         "builder_optimization_level": None if level is None else int(level),
         "extra_flags": list(settings.get("extra_flags") or []),
+        "timing_cache": timing_cache_path if settings.get("timing_cache", True) else None,
     }
     opts.update(overrides)
     return BuildOptions(**opts)
@@ -528,6 +533,24 @@ def _make_calibrator(trt: Any, data: np.ndarray | None, cache: str | None, batch
     return NumpyCalibrator()
 
 
+def load_calibration(
+    path: str | Path,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    limit: int | None = None,
+) -> np.ndarray:
+    """Calibration images as float32 NCHW: a `.npy` already preprocessed, or the dataset cache's
+    `calib.npz` (uint8 NHWC `x`) normalised with the model's `mean`/`std` exactly as training did."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        if mean is None or std is None:
+            raise ValueError(f"{path}: uint8 calibration images need the model's mean and std")
+        with np.load(path) as z:
+            x = z["x"][:limit]
+        return preprocess(x, mean, std)
+    return np.ascontiguousarray(np.load(path)[:limit], dtype=np.float32)
+
+
 # ---------------------------------------------------------------- running engines
 
 
@@ -695,6 +718,13 @@ def _shape_arg(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected CxHxW, e.g. 3x32x32") from None
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m edgeopt.harness.tensorrt", description=__doc__.splitlines()[0]
@@ -714,7 +744,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--max-batch", type=int, default=64)
     b.add_argument("--workspace-mib", type=int, default=1024)
     b.add_argument("--calib", help="int8 calibration cache (read if present, written after calibrating)")
-    b.add_argument("--calib-data", help=".npy of preprocessed float32 NCHW images to calibrate int8 on")
+    b.add_argument(
+        "--calib-data", help="int8 calibration images: calib.npz (with --mean/--std) or a float32 NCHW .npy"
+    )
+    b.add_argument("--mean", type=_floats, help="per-channel mean for calib.npz, e.g. 0.49,0.48,0.45")
+    b.add_argument("--std", type=_floats, help="per-channel std for calib.npz")
     b.add_argument("--timing-cache")
     b.add_argument("--builder-optimization-level", type=int)
     b.add_argument("--no-benchmark", action="store_true", help="build only (--skipInference)")
@@ -744,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmark=not args.no_benchmark,
         extra_flags=args.extra,
     )
-    calib = np.load(args.calib_data) if args.calib_data else None
+    calib = load_calibration(args.calib_data, args.mean, args.std) if args.calib_data else None
     try:
         res = build_engine(args.onnx, args.engine, opts, args.log, args.trtexec, calib, args.prefer)
     except (TensorRTUnavailable, TensorRTBuildError) as exc:
