@@ -359,3 +359,12 @@ def test_bad_format_and_missing_onnx_are_one_line_errors(
         convert_artifact("ort-fp32", tiny_model, tiny_data, settings, tmp_path / "x.onnx")
     with pytest.raises(EdgeoptError, match="model file missing"):
         convert_artifact("onnx", tmp_path / "none.pt", tiny_data, settings, tmp_path / "x.onnx")
+
+
+def test_fixed_batch_onnx_is_evaluated_at_its_batch(
+    tiny_model: Path, tiny_data: Path, settings: dict, tmp_path: Path
+) -> None:
+    fixed = {**settings, "onnx": {**settings["onnx"], "dynamic_batch": False}}
+    rec = convert_artifact("onnx", tiny_model, tiny_data, fixed, tmp_path / "model.onnx")
+    assert rec["onnx"]["inputs"] == {"input": [1, 3, 32, 32]} and rec["images"] == 100
+    assert rec["parity"]["top1_agreement"] == 1.0

@@ -51,6 +51,7 @@ def convert_artifact(
             settings=settings,
             runner_options=built.runner_options,
             extra={**built.extra, "conversion_seconds": round(seconds, 3)},
+            batch_size=built.eval_batch,
         )
     except EdgeoptError:
         out.unlink(missing_ok=True)

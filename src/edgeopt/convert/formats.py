@@ -24,6 +24,13 @@ class Built:
     precision: str
     runner_options: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    eval_batch: int | None = None  # a fixed-batch graph is evaluated in batches of exactly this size
+
+
+def _fixed_batch(stats: dict[str, Any]) -> int | None:
+    """The batch of a fixed-batch ONNX graph (None when the batch dim is symbolic)."""
+    dims = next(iter(stats["inputs"].values()), [None])
+    return dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
 
 
 #: converter(torch_model, model_meta, convert_settings, out_path, onnx_path) -> Built
@@ -76,6 +83,7 @@ def build_onnx(
         "fp32",
         {"opt_level": "all"},
         {"onnx": {**stats, "dynamic_batch": dynamic, "simplified": bool(opts.get("simplify", True))}},
+        eval_batch=_fixed_batch(stats),
     )
 
 
@@ -94,11 +102,13 @@ def build_ort_fp32(
     opts = settings.get("ort") or {}
     level = str(opts.get("optimization_level", "extended"))
     optimize_ort(onnx, out, level)
+    stats = onnx_graph_stats(out)
     return Built(
         "onnxruntime",
         "fp32",
         {"opt_level": "disable", "threads": int(opts.get("threads") or 0)},
-        {"onnx": onnx_graph_stats(out), "optimization_level": level, "source": str(onnx)},
+        {"onnx": stats, "optimization_level": level, "source": str(onnx)},
+        eval_batch=_fixed_batch(stats),
     )
 
 

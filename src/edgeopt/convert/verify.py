@@ -88,11 +88,13 @@ def verify_artifact(
     extra: dict[str, Any] | None = None,
     reference: np.ndarray | None = None,
     write: bool = True,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Measure `artifact` in `runtime` on the test split, check parity, write and return its sidecar.
 
     `settings` is the `convert` config section (its `parity.<precision>` thresholds and `eval`
-    options are used). Pass `reference` (PyTorch logits on the same images) to skip recomputing them.
+    options are used). Pass `reference` (PyTorch logits on the same images) to skip recomputing them,
+    `batch_size` to feed a fixed-batch artifact exactly the batch it was built for.
     Raises `EdgeoptError` with one line when the artifact misses a parity threshold or the runtime
     lacks an operator.
     """
@@ -100,7 +102,7 @@ def verify_artifact(
         raise EdgeoptError(f"precision {precision!r} unknown (known: {', '.join(PRECISIONS)})")
     ev = settings.get("eval") or {}
     x, y, meta = load_test_images(data_dir, ev.get("max_images"))
-    batch = int(ev.get("batch_size") or 256)
+    batch = int(batch_size or ev.get("batch_size") or 256)
     if reference is None:
         reference = reference_logits(torch_model, x, meta["mean"], meta["std"], batch)
     runner = load_artifact_runner(runtime, artifact, **(runner_options or {}))
