@@ -91,7 +91,8 @@ def build_onnx(
 def build_ort_fp32(
     model: nn.Module, meta: dict[str, Any], settings: dict[str, Any], out: Path, onnx: Path | None
 ) -> Built:
-    """ort-fp32.onnx: model.onnx after ONNX Runtime's graph optimizations, saved; run as saved."""
+    """ort-fp32.onnx: model.onnx after ONNX Runtime's portable graph optimizations, saved; checked as
+    devices load it (default session options: ORT adds its CPU-specific layout rewrites at load)."""
     from edgeopt.convert.onnx_export import onnx_graph_stats
     from edgeopt.convert.ort import optimize_ort
 
@@ -106,7 +107,7 @@ def build_ort_fp32(
     return Built(
         "onnxruntime",
         "fp32",
-        {"opt_level": "disable", "threads": int(opts.get("threads") or 0)},
+        {"opt_level": "all", "threads": int(opts.get("threads") or 0)},
         {"onnx": stats, "optimization_level": level, "source": str(onnx)},
         eval_batch=_fixed_batch(stats),
     )
