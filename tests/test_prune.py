@@ -129,24 +129,27 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
 
     csv_path, png = tmp_path / "sens" / "sensitivity.csv", tmp_path / "sens" / "sensitivity.png"
     rows = analyze_sensitivity(tiny_model, tiny_data, csv_path, png,
-                               {"ratios": [0.5, 0.9], "val_limit": 40, "device": "cpu", "round_to": 8})
+                               {"ratios": [0.6], "val_limit": 40, "device": "cpu", "round_to": 8})
     assert png.stat().st_size > 1000
     header = csv_path.read_text().splitlines()[0].split(",")
     assert header[:8] == ["layer", "ratio", "channels", "kept", "accuracy", "loss", "macs", "params"]
     layers = {r["layer"] for r in rows}
     assert {"conv1", "layer1.0.conv1", "layer3.2.conv1"} <= layers
-    pruned_rows = [r for r in rows if r["ratio"] == 0.9]
+    pruned_rows = [r for r in rows if r["ratio"] == 0.6]
     base_macs = rows[0]["macs"]
     assert all(r["macs"] < base_macs for r in pruned_rows)  # each group really pruned, MACs measured
 
     cfg = {"target": {"kind": "macs", "value": 1.5}, "round_to": 8, "max_ratio": 0.9,
-           "finetune": {"epochs": 1, "lr": 0.02}, "sparse": {"sparsity": 0.7, "frequency": 1},
+           "finetune": {"epochs": 1, "lr": 0.02, "batch_size": 128}, "sparse": {"sparsity": 0.7, "frequency": 1},
            "zeropad": {"ratio": 0.5}}
     recipes = tmp_path / "recipes"
     r = plan_pruning("pruned", tiny_model, recipes / "pruned.yaml", cfg, csv_path, model_name="resnet20")
     assert r["planned"]["reached_reduction"] >= 1.5
     assert yaml.safe_load((recipes / "pruned.yaml").read_text())["ratios"] == r["ratios"]
     plan_pruning("zeropad", tiny_model, recipes / "zeropad.yaml", cfg)
+    edited = yaml.safe_load((recipes / "zeropad.yaml").read_text())  # a user edits the recipe; it replays
+    edited["finetune"]["epochs"] = 0
+    (recipes / "zeropad.yaml").write_text(yaml.safe_dump(edited))
     plan_pruning("sparse", tiny_model, recipes / "sparse.yaml", cfg)
 
     with pytest.raises(EdgeoptError, match="impossible"):
@@ -166,7 +169,7 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
         out = tmp_path / "models" / variant
         m = prune_model(recipes / f"{variant}.yaml", tiny_model, tiny_data, out / "model.pt", out / "metrics.json",
                         tiny_train_cfg, base_metrics)
-        assert m["provenance"]["git_commit"] is not None or True
+        assert m["finetune_epochs"] == (0 if variant == "zeropad" else 1)
         for k in ("accuracy", "macs", "params", "nonzero_params", "weight_sparsity", "finetune_seconds",
                   "baseline_accuracy", "provenance"):
             assert k in m, k
@@ -194,7 +197,7 @@ def test_recipe_replay_errors_are_one_line(tiny_model: Path, tiny_data: Path, tm
     assert "unknown pruner 'magic'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("arch", ["resnet20", "mobilenetv2"])
+@pytest.mark.parametrize("arch", ["resnet20", "vgg16"])
 def test_width_multiplier_matches_target_macs(arch: str) -> None:
     from edgeopt.prune.width import _cost, match_width
 

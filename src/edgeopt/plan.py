@@ -161,6 +161,26 @@ def bench_baseline_path(config: dict[str, Any], model: str) -> str | None:
     return f"{RESULTS}/bench/{t.get('device', 'local')}/{model}/baseline/{t.get('format', 'ort-fp32')}.json"
 
 
+def plan_pruning_inputs(config: dict[str, Any], model: str, variant: str) -> dict[str, str]:
+    """Inputs of plan_pruning: the baseline, plus the sensitivity table (and benchmark) for `pruned`."""
+    inputs = {"model": f"{RESULTS}/models/{model}/baseline/model.pt"}
+    if variant == "pruned":
+        inputs["sensitivity"] = f"{RESULTS}/sensitivity/{model}/sensitivity.csv"
+        bench = bench_baseline_path(config, model)
+        if bench:
+            inputs["bench"] = bench
+    return inputs
+
+
+def train_width_inputs(config: dict[str, Any], model: str) -> dict[str, str]:
+    """Inputs of train_width: the data cache, plus the pruned model's metrics it is matched with."""
+    d = data_dir(config)
+    inputs = {s: f"{d}/{s}.npz" for s in ("train", "val", "test")} | {"meta": f"{d}/meta.json"}
+    if "pruned" in pruning_variants(config, model):
+        inputs["pruned"] = f"{RESULTS}/models/{model}/pruned/metrics.json"
+    return inputs
+
+
 def prune_targets(config: dict[str, Any]) -> list[str]:
     """Sensitivity tables (when the pruned variant is on), recipes and pruned/thinner models."""
     out: list[str] = []

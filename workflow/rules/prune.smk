@@ -6,19 +6,9 @@ wildcard_constraints:
     width_mult="[0-9]+(\.[0-9]+)?",
 
 
-def _plan_inputs(w):
-    inputs = {"model": f"results/models/{w.model}/baseline/model.pt"}
-    if w.recipe_variant == "pruned":
-        inputs["sensitivity"] = f"results/sensitivity/{w.model}/sensitivity.csv"
-        bench = plan.bench_baseline_path(config, w.model)
-        if bench:
-            inputs["bench"] = bench
-    return inputs
-
-
 rule plan_pruning:
     input:
-        unpack(_plan_inputs),
+        unpack(lambda w: plan.plan_pruning_inputs(config, w.model, w.recipe_variant)),
     output:
         "results/recipes/{model}/{recipe_variant}.yaml",
     log:
@@ -71,21 +61,9 @@ rule prune_model:
         " > {log:q} 2>&1"
 
 
-def _width_inputs(w):
-    inputs = {
-        "train": f"{DATA}/train.npz",
-        "val": f"{DATA}/val.npz",
-        "test": f"{DATA}/test.npz",
-        "meta": f"{DATA}/meta.json",
-    }
-    if "pruned" in plan.pruning_variants(config, w.model):
-        inputs["pruned"] = f"results/models/{w.model}/pruned/metrics.json"
-    return inputs
-
-
 rule train_width:
     input:
-        unpack(_width_inputs),
+        unpack(lambda w: plan.train_width_inputs(config, w.model)),
     output:
         model="results/models/{model}/width{width_mult}/model.pt",
         metrics="results/models/{model}/width{width_mult}/metrics.json",
@@ -102,7 +80,9 @@ rule train_width:
         cfg=plan.section_json(config, "train"),
         data=lambda w, input: Path(input.meta).parent,
         pruned=lambda w, input: (
-            f"--pruned-metrics {shlex.quote(input.pruned)}" if "pruned" in input.keys() else ""
+            f"--pruned-metrics {shlex.quote(input.pruned)}"
+            if "pruned" in input.keys()
+            else ""
         ),
     shell:
         "python -m edgeopt train-width --model {wildcards.model} --width-mult {wildcards.width_mult}"
