@@ -161,6 +161,21 @@ def bench_baseline_path(config: dict[str, Any], model: str) -> str | None:
     return f"{RESULTS}/bench/{t.get('device', 'local')}/{model}/baseline/{t.get('format', 'ort-fp32')}.json"
 
 
+#: the `prune` keys each recipe variant's plan reads (editing others does not replan it)
+PLAN_KEYS = {
+    "pruned": ("importance", "round_to", "ignore", "max_ratio", "target", "finetune"),
+    "zeropad": ("importance", "round_to", "zeropad", "finetune"),
+    "sparse": ("sparse", "finetune"),
+}
+
+
+def prune_plan_json(config: dict[str, Any], variant: str) -> str:
+    """plan_pruning's params for one variant: only the `prune` keys that variant's recipe uses."""
+    p = prune_section(config)
+    cfg = {k: p[k] for k in PLAN_KEYS[variant] if k in p}
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
 def plan_pruning_inputs(config: dict[str, Any], model: str, variant: str) -> dict[str, str]:
     """Inputs of plan_pruning: the baseline, plus the sensitivity table (and benchmark) for `pruned`."""
     inputs = {"model": f"{RESULTS}/models/{model}/baseline/model.pt"}

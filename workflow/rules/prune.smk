@@ -18,7 +18,7 @@ rule plan_pruning:
     conda:
         "../../envs/edgeopt.yaml"
     params:
-        cfg=plan.section_json(config, "prune"),
+        cfg=lambda w: plan.prune_plan_json(config, w.recipe_variant),
         extra=lambda w, input: " ".join(
             f"--{k} {shlex.quote(str(input[k]))}"
             for k in ("sensitivity", "bench")

@@ -64,6 +64,7 @@ def prune_model(
     stats = model_stats(model.cpu(), meta["image_size"], meta["in_channels"])
     new_meta = {**meta, "variant": variant, "recipe": str(recipe_path), "pruner": recipe["pruner"]}
     save_model(out_model, model, new_meta)
+    stats["size_bytes"] = Path(out_model).stat().st_size
     base_acc = (baseline_metrics or {}).get("accuracy")
     metrics = {
         "model": recipe.get("model", meta.get("arch")),

@@ -155,7 +155,8 @@ def plan_structured(
         else:
             lo = mid + 1
     ratios = _ratios_after(moves, hi)
-    drops = {r["layer"]: r for r in rows if ratios.get(r["layer"]) == r["ratio"]}
+    single = {(r["layer"], r["ratio"]): r["accuracy"] for r in rows}
+    worst = max([0.0] + [single[(g, 0.0)] - single[(g, r)] for g, r in ratios.items() if (g, r) in single])
     summary = {
         "metric": metric,
         "required_reduction": round(factor, 4),
@@ -164,15 +165,9 @@ def plan_structured(
         "params": best["params"],
         "baseline_macs": base_macs,
         "baseline_params": base_params,
-        "worst_single_group_val_drop": round(
-            max([0.0] + [float(rows_by(rows, k, 0.0)["accuracy"]) - d["accuracy"] for k, d in drops.items()]), 4
-        ),
+        "worst_single_group_val_drop": round(worst, 4),
     }
     return ratios, summary
-
-
-def rows_by(rows: list[dict[str, Any]], layer: str, ratio: float) -> dict[str, Any]:
-    return next(r for r in rows if r["layer"] == layer and r["ratio"] == ratio)
 
 
 def plan_zeropad(model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict, dict]:
@@ -215,9 +210,11 @@ def plan_pruning(
     if variant == "pruned":
         if sensitivity_csv is None:
             raise EdgeoptError("prune-plan: variant pruned needs --sensitivity")
-        latency = bench_latency_ms(bench_json) if cfg.get("target", {}).get("kind") == "latency" else None
-        if cfg.get("target", {}).get("kind") == "latency" and bench_json is None:
-            raise EdgeoptError("prune.target: kind latency needs --bench (the baseline benchmark JSON)")
+        latency = None
+        if (cfg.get("target") or {}).get("kind") == "latency":
+            if bench_json is None:
+                raise EdgeoptError("prune.target: kind latency needs --bench (the baseline benchmark JSON)")
+            latency = bench_latency_ms(bench_json)
         ratios, summary = plan_structured(model, meta, read_csv(sensitivity_csv), cfg, latency)
         recipe = {
             **common,
