@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("edgeopt.train.cli", "train a baseline model"),
     "bench-train": ("edgeopt.train.bench", "benchmark the training loop against a plain PyTorch loop"),
     # -- issue 3: sensitivity + pruning (add this stage's commands below this line)
+    "sensitivity": ("edgeopt.prune.sensitivity", "prune each layer group alone at a sweep of ratios, measure accuracy"),
+    "prune-plan": ("edgeopt.prune.planner", "choose per-layer pruning ratios for a target, write a recipe"),
+    "prune": ("edgeopt.prune.apply", "apply a pruning recipe to a trained model and fine-tune it"),
+    "train-width": ("edgeopt.prune.width", "train a thinner (width-multiplier) model from scratch"),
     # -- issue 4: quantization (add this stage's commands below this line)
     # -- issue 5: conversion (add this stage's commands below this line)
     "convert": ("edgeopt.convert.cli", "convert a model variant to a deployable format and check it against PyTorch"),

@@ -46,6 +46,7 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     """Everything `rule all` asks for."""
     targets = data_targets(config) + baseline_targets(config)
     # -- issue 3: sensitivity + pruning (extend `targets` below this line)
+    targets += prune_targets(config)
     # -- issue 4: quantization (extend `targets` below this line)
     # -- issue 5: conversion (extend `targets` below this line)
     targets += convert_targets(config)
@@ -76,6 +77,7 @@ def model_variants(config: dict[str, Any], model: str) -> list[str]:
     """Trained variants of `model` that go on to conversion and benchmarks."""
     variants = ["baseline"]
     # -- issue 3: pruning variants (extend `variants` below this line)
+    variants += pruning_variants(config, model)
     # -- issue 4: quantization-aware-training variants (extend `variants` below this line)
     return variants
 
@@ -92,6 +94,121 @@ def deploy_path(model: str, variant: str, fmt: str) -> str:
 
 # ---------------------------------------------------------------- issue 3: sensitivity + pruning
 # (this stage's planning functions go below this line)
+#: pruned variants made from a recipe (results/recipes/<model>/<variant>.yaml)
+RECIPE_VARIANTS = ("pruned", "zeropad", "sparse")
+#: models with residual blocks (zero-padding applies) and with a width multiplier
+ZEROPAD_MODELS = ("resnet20", "resnet56", "resnet18", "mobilenetv2")
+WIDTH_MODELS = ("resnet20", "resnet56", "vgg16", "mobilenetv2")
+
+
+def prune_section(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config.get("prune") or {})
+
+
+def sensitivity_json(config: dict[str, Any]) -> str:
+    """The sensitivity rule's params: its section plus the pruning settings it must share."""
+    p = prune_section(config)
+    cfg = {**(config.get("sensitivity") or {}), "round_to": p.get("round_to", 8),
+           "importance": p.get("importance", "l2"), "ignore": p.get("ignore") or []}
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+def width_mult(config: dict[str, Any], model: str) -> float | None:
+    """The width multiplier of the `width<mult>` variant: `prune.width.mult`, or computed to match the target."""
+    p = prune_section(config)
+    if "width" not in p.get("variants", []) or model not in WIDTH_MODELS:
+        return None
+    explicit = (p.get("width") or {}).get("mult")
+    if explicit:
+        return float(explicit)
+    target = p.get("target") or {}
+    kind = target.get("kind", "macs")
+    if kind == "latency":
+        from edgeopt.errors import EdgeoptError
+
+        raise EdgeoptError("prune.width.mult: must be set when prune.target.kind is latency")
+    from edgeopt.prune.width import match_width
+
+    ds = config.get("dataset") or {}
+    return match_width(model, float(target.get("value", 2.0)), kind, int(ds.get("image_size", 32)),
+                       int(ds.get("channels", 3)))
+
+
+def pruning_variants(config: dict[str, Any], model: str) -> list[str]:
+    """Variants pruning adds for `model`, each only when listed in `prune.variants`."""
+    wanted = prune_section(config).get("variants", [])
+    out = [v for v in RECIPE_VARIANTS if v in wanted and (v != "zeropad" or model in ZEROPAD_MODELS)]
+    mult = width_mult(config, model)
+    if mult is not None:
+        from edgeopt.prune.width import variant_name
+
+        out.append(variant_name(mult))
+    return out
+
+
+def sensitivity_paths(model: str) -> list[str]:
+    return [f"{RESULTS}/sensitivity/{model}/sensitivity.csv", f"{RESULTS}/sensitivity/{model}/sensitivity.png"]
+
+
+def recipe_path(model: str, variant: str) -> str:
+    return f"{RESULTS}/recipes/{model}/{variant}.yaml"
+
+
+def bench_baseline_path(config: dict[str, Any], model: str) -> str | None:
+    """The baseline benchmark a latency target reads (issue 6's results layout)."""
+    t = prune_section(config).get("target") or {}
+    if t.get("kind") != "latency":
+        return None
+    return f"{RESULTS}/bench/{t.get('device', 'local')}/{model}/baseline/{t.get('format', 'ort-fp32')}.json"
+
+
+#: the `prune` keys each recipe variant's plan reads (editing others does not replan it)
+PLAN_KEYS = {
+    "pruned": ("importance", "round_to", "ignore", "max_ratio", "target", "finetune"),
+    "zeropad": ("importance", "round_to", "zeropad", "finetune"),
+    "sparse": ("sparse", "finetune"),
+}
+
+
+def prune_plan_json(config: dict[str, Any], variant: str) -> str:
+    """plan_pruning's params for one variant: only the `prune` keys that variant's recipe uses."""
+    p = prune_section(config)
+    cfg = {k: p[k] for k in PLAN_KEYS[variant] if k in p}
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+def plan_pruning_inputs(config: dict[str, Any], model: str, variant: str) -> dict[str, str]:
+    """Inputs of plan_pruning: the baseline, plus the sensitivity table (and benchmark) for `pruned`."""
+    inputs = {"model": f"{RESULTS}/models/{model}/baseline/model.pt"}
+    if variant == "pruned":
+        inputs["sensitivity"] = f"{RESULTS}/sensitivity/{model}/sensitivity.csv"
+        bench = bench_baseline_path(config, model)
+        if bench:
+            inputs["bench"] = bench
+    return inputs
+
+
+def train_width_inputs(config: dict[str, Any], model: str) -> dict[str, str]:
+    """Inputs of train_width: the data cache, plus the pruned model's metrics it is matched with."""
+    d = data_dir(config)
+    inputs = {s: f"{d}/{s}.npz" for s in ("train", "val", "test")} | {"meta": f"{d}/meta.json"}
+    if "pruned" in pruning_variants(config, model):
+        inputs["pruned"] = f"{RESULTS}/models/{model}/pruned/metrics.json"
+    return inputs
+
+
+def prune_targets(config: dict[str, Any]) -> list[str]:
+    """Sensitivity tables (when the pruned variant is on), recipes and pruned/thinner models."""
+    out: list[str] = []
+    for m in model_names(config):
+        variants = pruning_variants(config, m)
+        if "pruned" in variants or (config.get("sensitivity") or {}).get("enabled", True):
+            out += sensitivity_paths(m)
+        for v in variants:
+            if v in RECIPE_VARIANTS:
+                out.append(recipe_path(m, v))
+            out.append(f"{RESULTS}/models/{m}/{v}/metrics.json")
+    return out
 
 
 # ---------------------------------------------------------------- issue 4: quantization

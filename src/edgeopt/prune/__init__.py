@@ -1,0 +1,1 @@
+"""Sensitivity analysis and pruning: structured (DepGraph), zero-padded residual blocks, unstructured (AGP)."""

@@ -1,0 +1,119 @@
+"""Apply a recipe to a trained model, fine-tune it with the training loop, save it and its metrics."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeopt.atomic import write_json
+from edgeopt.cli import json_arg
+from edgeopt.models import model_stats, save_model
+from edgeopt.provenance import provenance
+from edgeopt.prune.common import load_for_pruning
+from edgeopt.prune.pruners import PRUNERS, Applied
+from edgeopt.prune.recipe import load_recipe
+from edgeopt.train.baseline import load_device_splits
+from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
+
+
+def steps_per_run(n_train: int, settings: TrainSettings) -> int:
+    """Optimizer steps `fit` will take (the AGP schedule is laid out over them)."""
+    per_epoch = max(1, math.floor(n_train / settings.batch_size)) if n_train >= settings.batch_size else 1
+    return max(1, settings.epochs * per_epoch)
+
+
+def apply_recipe(model: torch.nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
+    """Prune `model` in place as `recipe` says (no fine-tuning)."""
+    return PRUNERS[recipe["pruner"]].apply(model, recipe, meta)
+
+
+def prune_model(
+    recipe_path: str | Path,
+    model_path: str | Path,
+    data_dir: str | Path,
+    out_model: str | Path,
+    out_metrics: str | Path,
+    train_cfg: dict[str, Any],
+    baseline_metrics: dict[str, Any] | None = None,
+    checkpoint: str | Path | None = None,
+) -> dict[str, Any]:
+    """Recipe + baseline model -> pruned, fine-tuned `model.pt` and `metrics.json`."""
+    recipe = load_recipe(recipe_path)
+    settings = TrainSettings.from_config({**train_cfg, **recipe.get("finetune", {})})
+    torch.manual_seed(settings.seed)
+    device = resolve_device(settings.device)
+    model, meta = load_for_pruning(str(model_path), "cpu")
+    _, data = load_device_splits(data_dir, device, settings.channels_last)
+    amp = autocast_dtype(settings.precision, device)
+    base_stats = model_stats(model, meta["image_size"], meta["in_channels"])
+    applied = apply_recipe(model, recipe, meta)
+    model.to(device)
+    hook = applied.hook_factory(steps_per_run(len(data["train"]), settings)) if applied.hook_factory else None
+    before = evaluate(model, data["val"], settings.eval_batch_size, amp)
+    variant = recipe.get("variant", Path(out_model).parent.name)
+    result = fit(model, data["train"], data["val"], settings, checkpoint, after_step=hook,
+                 desc=f"{recipe.get('model', '')}/{variant}")
+    if hook is not None:
+        hook.finalize()
+    model = model.to(memory_format=torch.contiguous_format)
+    test = evaluate(model, data["test"], settings.eval_batch_size, amp)
+    stats = model_stats(model.cpu(), meta["image_size"], meta["in_channels"])
+    new_meta = {**meta, "variant": variant, "recipe": str(recipe_path), "pruner": recipe["pruner"]}
+    save_model(out_model, model, new_meta)
+    stats["size_bytes"] = Path(out_model).stat().st_size
+    base_acc = (baseline_metrics or {}).get("accuracy")
+    metrics = {
+        "model": recipe.get("model", meta.get("arch")),
+        "variant": variant,
+        "stage": "prune",
+        "pruner": recipe["pruner"],
+        "accuracy": test["accuracy"],
+        "loss": test["loss"],
+        **stats,
+        "baseline_accuracy": base_acc,
+        "accuracy_change": None if base_acc is None else test["accuracy"] - base_acc,
+        "baseline_macs": base_stats["macs"],
+        "baseline_params": base_stats["params"],
+        "macs_reduction": base_stats["macs"] / max(stats["macs"], 1),
+        "params_reduction": base_stats["params"] / max(stats["params"], 1),
+        "val_accuracy_before_finetune": before["accuracy"],
+        "val_accuracy": result.history[-1].get("val_accuracy") if result.history else before["accuracy"],
+        "finetune_epochs": settings.epochs,
+        "finetune_seconds": result.train_seconds,
+        "sparsity_schedule": getattr(hook, "schedule", None),
+        "pruning": applied.report,
+        "recipe": str(recipe_path),
+        "history": result.history,
+        "provenance": provenance({"recipe": recipe, "train": train_cfg}, str(device)),
+    }
+    write_json(out_metrics, metrics)
+    return metrics
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", required=True, help="recipe YAML (results/recipes/<model>/<variant>.yaml)")
+    p.add_argument("--model", required=True, help="baseline model.pt")
+    p.add_argument("--baseline-metrics", help="baseline metrics.json (for the accuracy change)")
+    p.add_argument("--data", required=True, help="dataset cache folder")
+    p.add_argument("--params", type=json_arg, required=True, help="the `train` config section as JSON")
+    p.add_argument("--out-model", required=True)
+    p.add_argument("--out-metrics", required=True)
+    p.add_argument("--checkpoint", help="per-epoch fine-tuning checkpoint (resumed when it matches)")
+    p.add_argument("--threads", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = json.loads(Path(args.baseline_metrics).read_text()) if args.baseline_metrics else None
+    m = prune_model(args.recipe, args.model, args.data, args.out_model, args.out_metrics, args.params, base,
+                    args.checkpoint)
+    print(f"{args.out_model}: accuracy {m['accuracy']:.4f} (baseline {m['baseline_accuracy']}), "
+          f"{m['macs_reduction']:.2f}x fewer MACs, weight sparsity {m['weight_sparsity']:.3f}")
+    return 0

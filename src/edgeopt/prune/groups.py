@@ -1,0 +1,157 @@
+"""Prunable channel groups of a model (torch-pruning DepGraph) and structured pruning by per-group ratios.
+
+A group is every layer whose channels must be removed together (residual adds, concats,
+depthwise convs). Groups are named by their first member layer in module order, so names are
+stable across runs and readable in sensitivity tables and recipes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from edgeopt.errors import EdgeoptError
+
+#: importance criteria a structured recipe may name (`importance:` key)
+IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
+    "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+    "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+    "random": lambda: tp.importance.RandomImportance(),
+}
+
+
+def importance(name: str) -> tp.importance.Importance:
+    if name not in IMPORTANCES:
+        raise EdgeoptError(f"importance: unknown criterion {name!r} (known: {', '.join(IMPORTANCES)})")
+    return IMPORTANCES[name]()
+
+
+@dataclass
+class GroupInfo:
+    """A prunable group: its name, channel count and member layers (out-channel pruned)."""
+
+    name: str
+    channels: int
+    members: list[str]
+
+
+def classifier_layers(model: nn.Module, num_classes: int | None = None) -> list[nn.Module]:
+    """Layers whose outputs are the class logits: never pruned."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if num_classes is None:
+        return linears[-1:]
+    return [m for m in linears if m.out_features == num_classes] or linears[-1:]
+
+
+def build_graph(model: nn.Module, image_size: int, in_channels: int) -> tp.DependencyGraph:
+    example = torch.zeros(1, in_channels, image_size, image_size, device=next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    model.train(was_training)
+    return dg
+
+
+def _iter_groups(
+    model: nn.Module, dg: tp.DependencyGraph, ignored: list[nn.Module]
+) -> Iterator[tuple[str, nn.Module, list[str], tp.Group]]:
+    order = {m: i for i, (_, m) in enumerate(model.named_modules())}
+    names = {m: n for n, m in model.named_modules()}
+    for group in dg.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]):
+        members = [
+            dep.target.module
+            for dep, _ in group
+            if dg.is_out_channel_pruning_fn(dep.handler) and isinstance(dep.target.module, (nn.Conv2d, nn.Linear))
+        ]
+        members = sorted(set(members), key=lambda m: order.get(m, 1 << 30))
+        if not members:
+            continue
+        root = group[0].dep.target.module
+        yield names[members[0]], root, [names[m] for m in members], group
+
+
+def list_groups(
+    model: nn.Module, image_size: int, in_channels: int, num_classes: int | None = None,
+    ignore: list[str] | None = None,
+) -> list[GroupInfo]:
+    """Every prunable group of `model` (classifier and `ignore`d layers excluded)."""
+    ignored = classifier_layers(model, num_classes) + _modules_named(model, ignore or [])
+    dg = build_graph(model, image_size, in_channels)
+    out = []
+    for name, root, members, _ in _iter_groups(model, dg, ignored):
+        out.append(GroupInfo(name, int(dg.get_out_channels(root)), members))
+    return out
+
+
+def _modules_named(model: nn.Module, names: list[str]) -> list[nn.Module]:
+    mods = dict(model.named_modules())
+    unknown = [n for n in names if n not in mods]
+    if unknown:
+        raise EdgeoptError(f"prune.ignore: unknown layer {unknown[0]!r}")
+    return [mods[n] for n in names]
+
+
+def kept_channels(channels: int, ratio: float, round_to: int | None) -> int:
+    """Channels left after pruning `ratio` of `channels`, rounded to the nearest multiple of `round_to`."""
+    keep = channels * (1.0 - ratio)
+    if round_to and round_to > 1:
+        keep = round(keep / round_to) * round_to
+        return int(min(channels, max(round_to, keep)))
+    return int(min(channels, max(1, round(keep))))
+
+
+def prune_structured(
+    model: nn.Module,
+    ratios: dict[str, float],
+    image_size: int,
+    in_channels: int,
+    num_classes: int | None = None,
+    round_to: int | None = 8,
+    criterion: str = "l2",
+    ignore: list[str] | None = None,
+) -> dict[str, dict[str, int]]:
+    """Prune `model` in place: each named group loses `ratio` of its channels (lowest importance first).
+
+    Names may be a group's name or any of its member layers; an unknown name is an error.
+    Returns, per group, the channels before and after.
+    """
+    for name, r in ratios.items():
+        if not 0.0 <= float(r) < 1.0:
+            raise EdgeoptError(f"recipe: ratio for {name!r} must be in [0, 1), got {r}")
+    imp = importance(criterion)
+    ignored = classifier_layers(model, num_classes) + _modules_named(model, ignore or [])
+    dg = build_graph(model, image_size, in_channels)
+    infos = list(_iter_groups(model, dg, ignored))
+    alias: dict[str, str] = {}
+    for gname, _, members, _ in infos:
+        for m in members:
+            alias[m] = gname
+    resolved: dict[str, float] = {}
+    for name, r in ratios.items():
+        if name not in alias:
+            known = ", ".join(g for g, *_ in infos)
+            raise EdgeoptError(f"recipe: unknown or unprunable layer {name!r} (prunable groups: {known})")
+        g = alias[name]
+        if g in resolved and name != g:
+            raise EdgeoptError(f"recipe: layer {name!r} is in group {g!r}, which is already given a ratio")
+        resolved[g] = float(r)
+    roots = {gname: root for gname, root, _, _ in infos}
+    report: dict[str, dict[str, int]] = {}
+    with torch.no_grad():
+        for gname, ratio in resolved.items():
+            root = roots[gname]
+            pruner = dg.get_pruner_of_module(root)
+            channels = int(pruner.get_out_channels(root))
+            keep = kept_channels(channels, ratio, round_to)
+            report[gname] = {"before": channels, "after": keep}
+            if keep >= channels:
+                continue
+            group = dg.get_pruning_group(root, pruner.prune_out_channels, list(range(channels)))
+            scores = imp(group)
+            idxs = torch.argsort(scores)[: channels - keep].tolist()
+            dg.get_pruning_group(root, pruner.prune_out_channels, sorted(idxs)).prune()
+    return report

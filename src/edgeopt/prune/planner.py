@@ -1,0 +1,269 @@
+"""Automatic pruning plans: from a sensitivity table to per-group ratios that reach a target.
+
+Each group's ratio levels become moves, ordered by the accuracy they cost when pruned alone
+(running maximum over lower ratios, so a group's levels stay in order), ties broken by MACs
+saved. The shortest prefix of moves whose *combined* pruning reaches the target is found by
+bisection, counting MACs/params on the really pruned model each time (coupled groups make the
+sum of single-group savings wrong). The plan is written as a recipe the user can edit and replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeopt.cli import json_arg
+from edgeopt.errors import EdgeoptError
+from edgeopt.prune.common import count, load_for_pruning
+from edgeopt.prune.groups import list_groups, prune_structured
+from edgeopt.prune.recipe import RECIPE_VERSION, save_recipe
+from edgeopt.prune.sensitivity import read_csv
+from edgeopt.prune.zeropad import residual_blocks
+
+TARGET_KINDS = ("macs", "params", "latency")
+PLANNED_VARIANTS = ("pruned", "zeropad", "sparse")
+
+
+def bench_latency_ms(path: str | Path) -> float:
+    """Batch-1 latency (ms) from a benchmark JSON (`latency_ms` as a number or {p50|median|mean})."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgeoptError(
+            f"prune.target: kind latency needs a measured baseline latency, but {path} does not exist "
+            "(run the benchmark rule for the baseline on that device first, or use kind macs/params)"
+        )
+    data = json.loads(path.read_text())
+
+    def pick(node: Any) -> float | None:
+        if isinstance(node, (int, float)):
+            return float(node)
+        if isinstance(node, dict):
+            for k in ("p50", "median", "mean"):
+                if isinstance(node.get(k), (int, float)):
+                    return float(node[k])
+        return None
+
+    candidates = [data]
+    for key in ("results", "batches", "runs"):
+        seq = data.get(key)
+        if isinstance(seq, list):
+            candidates += sorted((x for x in seq if isinstance(x, dict)), key=lambda x: x.get("batch_size", 1))
+        elif isinstance(seq, dict):
+            candidates += [v for _, v in sorted(seq.items()) if isinstance(v, dict)]
+    for node in candidates:
+        for key in ("latency_ms", "latency_p50_ms", "latency_median_ms", "latency_mean_ms"):
+            value = pick(node.get(key))
+            if value is not None and value > 0:
+                return value
+    raise EdgeoptError(f"{path}: no batch-1 latency found (expected a `latency_ms` entry)")
+
+
+def required_reduction(target: dict[str, Any], base_latency_ms: float | None = None) -> tuple[str, float]:
+    """(metric, reduction factor) a target asks for; a latency budget becomes a MACs reduction."""
+    kind = target.get("kind", "macs")
+    if kind not in TARGET_KINDS:
+        raise EdgeoptError(f"prune.target.kind: must be one of {TARGET_KINDS}, got {kind!r}")
+    value = float(target.get("value", 2.0))
+    if kind == "latency":
+        if base_latency_ms is None:
+            raise EdgeoptError("prune.target: kind latency needs the baseline benchmark JSON")
+        if value <= 0:
+            raise EdgeoptError(f"prune.target.value: a latency budget must be > 0 ms, got {value}")
+        # latency modelled as proportional to MACs (the measured whole-model latency scales the target)
+        return "macs", max(1.0, base_latency_ms / value)
+    if value < 1:
+        raise EdgeoptError(f"prune.target.value: a {kind} reduction factor must be >= 1, got {value}")
+    return kind, value
+
+
+def _moves(rows: list[dict[str, Any]], max_ratio: float, metric: str) -> list[tuple[str, float]]:
+    """Ordered (group, ratio) moves: cheapest accuracy loss first, then most `metric` saved."""
+    by_layer: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_layer.setdefault(r["layer"], []).append(r)
+    keyed = []
+    for layer, lr in by_layer.items():
+        lr.sort(key=lambda r: r["ratio"])
+        base = next((r for r in lr if r["ratio"] == 0.0), None)
+        if base is None:
+            raise EdgeoptError(f"sensitivity table: group {layer!r} has no ratio-0 (baseline) row")
+        worst, last_saved = 0.0, 0
+        for r in lr:
+            if r["ratio"] == 0.0 or r["ratio"] > max_ratio + 1e-9:
+                continue
+            saved = base[metric] - r[metric]
+            if saved <= last_saved:  # rounding made this level identical to a lower one
+                continue
+            last_saved = saved
+            worst = max(worst, base["accuracy"] - r["accuracy"])
+            keyed.append(((worst, -saved), layer, r["ratio"]))
+    keyed.sort(key=lambda k: k[0])
+    return [(layer, ratio) for _, layer, ratio in keyed]
+
+
+def _ratios_after(moves: list[tuple[str, float]], n: int) -> dict[str, float]:
+    ratios: dict[str, float] = {}
+    for layer, ratio in moves[:n]:
+        ratios[layer] = max(ratio, ratios.get(layer, 0.0))
+    return ratios
+
+
+def plan_structured(
+    model: torch.nn.Module, meta: dict[str, Any], rows: list[dict[str, Any]], cfg: dict[str, Any],
+    base_latency_ms: float | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Per-group ratios reaching the target with the least sensitivity cost, and what they reach."""
+    metric, factor = required_reduction(cfg.get("target", {}), base_latency_ms)
+    round_to, crit, ignore = cfg.get("round_to", 8), cfg.get("importance", "l2"), cfg.get("ignore") or []
+    known = {g.name for g in list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), ignore)}
+    rows = [r for r in rows if r["layer"] in known]
+    if not rows:
+        raise EdgeoptError("sensitivity table: none of its layers is a prunable group of this model")
+    base_macs, base_params = count(model, meta)
+    base = {"macs": base_macs, "params": base_params}
+    moves = _moves(rows, float(cfg.get("max_ratio", 0.9)), metric)
+
+    def measure(n: int) -> dict[str, int]:
+        m = copy.deepcopy(model)
+        prune_structured(m, _ratios_after(moves, n), meta["image_size"], meta["in_channels"],
+                         meta.get("num_classes"), round_to, crit, ignore)
+        macs, params = count(m, meta)
+        return {"macs": macs, "params": params}
+
+    def reached(stats: dict[str, int]) -> float:
+        return base[metric] / max(stats[metric], 1)
+
+    full = measure(len(moves))
+    if reached(full) < factor - 1e-9:
+        raise EdgeoptError(
+            f"prune.target: a {factor:.3g}x {metric} reduction is impossible: pruning every group up to "
+            f"max_ratio {cfg.get('max_ratio', 0.9)} reaches only {reached(full):.3g}x"
+        )
+    lo, hi, best = 0, len(moves), full
+    if reached(base) >= factor:
+        hi, best = 0, base
+    while lo < hi:
+        mid = (lo + hi) // 2
+        stats = measure(mid)
+        if reached(stats) >= factor:
+            hi, best = mid, stats
+        else:
+            lo = mid + 1
+    ratios = _ratios_after(moves, hi)
+    single = {(r["layer"], r["ratio"]): r["accuracy"] for r in rows}
+    worst = max([0.0] + [single[(g, 0.0)] - single[(g, r)] for g, r in ratios.items() if (g, r) in single])
+    summary = {
+        "metric": metric,
+        "required_reduction": round(factor, 4),
+        "reached_reduction": round(reached(best), 4),
+        "macs": best["macs"],
+        "params": best["params"],
+        "baseline_macs": base_macs,
+        "baseline_params": base_params,
+        "worst_single_group_val_drop": round(worst, 4),
+    }
+    return ratios, summary
+
+
+def plan_zeropad(model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict, dict]:
+    """Every residual block: its inner groups and its output channels (zero-padded) at `zeropad.ratio`."""
+    ratio = float((cfg.get("zeropad") or {}).get("ratio", 0.5))
+    blocks = residual_blocks(model)
+    if not blocks:
+        raise EdgeoptError(f"prune: zeropad needs residual blocks; model {meta.get('arch')!r} has none")
+    groups = list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"))
+    inner = {
+        g.name: ratio
+        for g in groups
+        if any(all(m.startswith(b + ".") for m in g.members) for b in blocks)
+    }
+    return inner, {b: ratio for b in blocks}
+
+
+def plan_pruning(
+    variant: str,
+    model_path: str | Path,
+    out_recipe: str | Path,
+    cfg: dict[str, Any],
+    sensitivity_csv: str | Path | None = None,
+    bench_json: str | Path | None = None,
+    model_name: str | None = None,
+) -> dict[str, Any]:
+    """Write the recipe of `variant` (pruned | zeropad | sparse) for a trained model."""
+    if variant not in PLANNED_VARIANTS:
+        raise EdgeoptError(f"prune-plan: unknown variant {variant!r} (known: {', '.join(PLANNED_VARIANTS)})")
+    model, meta = load_for_pruning(str(model_path), "cpu")
+    name = model_name or meta.get("arch", "model")
+    common = {
+        "version": RECIPE_VERSION,
+        "model": name,
+        "variant": variant,
+        "source": str(model_path),
+    }
+    finetune = dict(cfg.get("finetune") or {})
+    round_to = cfg.get("round_to", 8)
+    if variant == "pruned":
+        if sensitivity_csv is None:
+            raise EdgeoptError("prune-plan: variant pruned needs --sensitivity")
+        latency = None
+        if (cfg.get("target") or {}).get("kind") == "latency":
+            if bench_json is None:
+                raise EdgeoptError("prune.target: kind latency needs --bench (the baseline benchmark JSON)")
+            latency = bench_latency_ms(bench_json)
+        ratios, summary = plan_structured(model, meta, read_csv(sensitivity_csv), cfg, latency)
+        recipe = {
+            **common,
+            "pruner": "structured",
+            "importance": cfg.get("importance", "l2"),
+            "round_to": round_to,
+            "ignore": list(cfg.get("ignore") or []),
+            "target": dict(cfg.get("target") or {}),
+            "planned": {**summary, "sensitivity": str(sensitivity_csv),
+                        **({"baseline_latency_ms": latency, "latency_model": "proportional to MACs"} if latency else {})},
+            "ratios": dict(sorted(ratios.items())),
+            "finetune": finetune,
+        }
+    elif variant == "zeropad":
+        inner, blocks = plan_zeropad(model, meta, cfg)
+        recipe = {**common, "pruner": "zeropad", "importance": cfg.get("importance", "l2"), "round_to": round_to,
+                  "ratios": inner, "blocks": blocks, "finetune": finetune}
+    else:
+        sp = dict(cfg.get("sparse") or {})
+        recipe = {
+            **common,
+            "pruner": "unstructured",
+            "sparsity": float(sp.get("sparsity", 0.7)),
+            "scope": sp.get("scope", "global"),
+            "schedule": {
+                "start_fraction": float(sp.get("start_fraction", 0.0)),
+                "end_fraction": float(sp.get("end_fraction", 0.75)),
+                "frequency": int(sp.get("frequency", 1)),
+            },
+            "finetune": finetune,
+        }
+    save_recipe(out_recipe, recipe)
+    return recipe
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variant", required=True, choices=PLANNED_VARIANTS)
+    p.add_argument("--model", required=True, help="baseline model.pt")
+    p.add_argument("--model-name", help="registry name recorded in the recipe")
+    p.add_argument("--sensitivity", help="sensitivity.csv (variant pruned)")
+    p.add_argument("--bench", help="baseline benchmark JSON (target kind latency)")
+    p.add_argument("--params", type=json_arg, required=True, help="the `prune` config section as JSON")
+    p.add_argument("--out", required=True, help="recipe YAML to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    r = plan_pruning(args.variant, args.model, args.out, args.params, args.sensitivity, args.bench, args.model_name)
+    if r["pruner"] == "structured":
+        pl = r["planned"]
+        print(f"{args.out}: {len(r['ratios'])} groups pruned, {pl['metric']} reduction {pl['reached_reduction']}x "
+              f"(target {pl['required_reduction']}x)")
+    return 0

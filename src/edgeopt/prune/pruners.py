@@ -1,0 +1,141 @@
+"""The pruner registry: what a recipe's `pruner:` key selects.
+
+Each pruner checks its recipe keys, prunes a model in place and may return an `after_step`
+hook for fine-tuning (unstructured pruning keeps its masks and AGP schedule there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from torch import nn
+
+from edgeopt.errors import EdgeoptError
+from edgeopt.prune.groups import IMPORTANCES, prune_structured
+from edgeopt.prune.sparse import SCOPES, AGPMasker
+from edgeopt.prune.zeropad import prune_zeropad
+
+
+@dataclass
+class Applied:
+    """What applying a recipe did: per-layer report, and an optional fine-tuning hook."""
+
+    report: dict[str, Any]
+    hook_factory: Callable[[int], Any] | None = None  # total fine-tuning steps -> after_step hook
+    hooks: list[Any] = field(default_factory=list)
+
+
+class Pruner(Protocol):
+    def check(self, recipe: dict[str, Any], where: str) -> None: ...
+
+    def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied: ...
+
+
+PRUNERS: dict[str, Pruner] = {}
+
+
+def register_pruner(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        PRUNERS[name] = cls()
+        return cls
+
+    return deco
+
+
+def _ratios(recipe: dict[str, Any], key: str, where: str) -> dict[str, float]:
+    value = recipe.get(key) or {}
+    if not isinstance(value, dict):
+        raise EdgeoptError(f"{where}: {key}: must be a mapping layer -> ratio")
+    for k, v in value.items():
+        if not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise EdgeoptError(f"{where}: {key}.{k}: ratio must be a number in [0, 1), got {v!r}")
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _round_to(recipe: dict[str, Any], where: str) -> int | None:
+    r = recipe.get("round_to", 8)
+    if r is not None and (not isinstance(r, int) or r < 1):
+        raise EdgeoptError(f"{where}: round_to: must be a positive integer or null, got {r!r}")
+    return r
+
+
+@register_pruner("structured")
+class StructuredPruner:
+    """DepGraph channel pruning: `ratios` per group, importance `l2`/`l1`/`random`, `round_to`."""
+
+    def check(self, recipe: dict[str, Any], where: str) -> None:
+        _ratios(recipe, "ratios", where)
+        _round_to(recipe, where)
+        if recipe.get("importance", "l2") not in IMPORTANCES:
+            raise EdgeoptError(f"{where}: importance: unknown {recipe.get('importance')!r} (known: {', '.join(IMPORTANCES)})")
+
+    def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
+        report = prune_structured(
+            model,
+            _ratios(recipe, "ratios", "recipe"),
+            meta["image_size"],
+            meta.get("in_channels", 3),
+            meta.get("num_classes"),
+            _round_to(recipe, "recipe"),
+            recipe.get("importance", "l2"),
+            list(recipe.get("ignore") or []),
+        )
+        return Applied({"groups": report})
+
+
+@register_pruner("zeropad")
+class ZeroPadPruner:
+    """Residual blocks: inner groups pruned structurally (`ratios`), block outputs zero-padded (`blocks`)."""
+
+    def check(self, recipe: dict[str, Any], where: str) -> None:
+        _ratios(recipe, "ratios", where)
+        _ratios(recipe, "blocks", where)
+        _round_to(recipe, where)
+
+    def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
+        round_to = _round_to(recipe, "recipe")
+        inner = prune_structured(
+            model,
+            _ratios(recipe, "ratios", "recipe"),
+            meta["image_size"],
+            meta.get("in_channels", 3),
+            meta.get("num_classes"),
+            round_to,
+            recipe.get("importance", "l2"),
+        )
+        blocks = prune_zeropad(model, _ratios(recipe, "blocks", "recipe"), round_to)
+        return Applied({"groups": inner, "blocks": blocks})
+
+
+@register_pruner("unstructured")
+class UnstructuredPruner:
+    """Magnitude pruning to `sparsity` (`scope` global or layer) on an AGP schedule during fine-tuning."""
+
+    def check(self, recipe: dict[str, Any], where: str) -> None:
+        s = recipe.get("sparsity")
+        if not isinstance(s, (int, float)) or not 0 <= s < 1:
+            raise EdgeoptError(f"{where}: sparsity: must be a number in [0, 1), got {s!r}")
+        if recipe.get("scope", "global") not in SCOPES:
+            raise EdgeoptError(f"{where}: scope: must be one of {SCOPES}, got {recipe.get('scope')!r}")
+        sched = recipe.get("schedule") or {}
+        for k in sched:
+            if k not in ("start_fraction", "end_fraction", "frequency"):
+                raise EdgeoptError(f"{where}: schedule.{k}: unknown key (allowed: start_fraction, end_fraction, frequency)")
+
+    def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
+        sched = recipe.get("schedule") or {}
+
+        def factory(total_steps: int) -> AGPMasker:
+            return AGPMasker(
+                model,
+                float(recipe["sparsity"]),
+                recipe.get("scope", "global"),
+                total_steps,
+                float(sched.get("start_fraction", 0.0)),
+                float(sched.get("end_fraction", 0.75)),
+                int(sched.get("frequency", 1)),
+            )
+
+        return Applied({"sparsity": recipe["sparsity"], "scope": recipe.get("scope", "global")}, factory)

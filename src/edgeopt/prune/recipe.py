@@ -1,0 +1,52 @@
+"""Compression recipes: declarative YAML (Distiller-style) that a user can read, edit and replay.
+
+A recipe names its pruner (a key of `edgeopt.prune.pruners.PRUNERS`), that pruner's settings
+(per-layer ratios, round_to, sparsity, schedule) and the fine-tuning schedule. `edgeopt prune
+--recipe R` applies exactly what the file says, so an edited recipe replays without the planner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeopt.atomic import write_text
+from edgeopt.errors import EdgeoptError
+
+RECIPE_VERSION = 1
+HEADER = (
+    "# edgeopt compression recipe (edit and replay: python -m edgeopt prune --recipe THIS_FILE ...)\n"
+    "# pruner: structured | zeropad | unstructured;  ratios: share of each group's channels removed;\n"
+    "# finetune: overrides of the `train` config section used for fine-tuning after pruning.\n"
+)
+
+
+def save_recipe(path: str | Path, recipe: dict[str, Any]) -> None:
+    write_text(path, HEADER + yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False))
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """Read and check a recipe's top-level shape (the pruner checks its own keys)."""
+    from edgeopt.prune.pruners import PRUNERS
+
+    path = Path(path)
+    if not path.exists():
+        raise EdgeoptError(f"{path}: recipe not found")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise EdgeoptError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(recipe, dict):
+        raise EdgeoptError(f"{path}: a recipe must be a mapping")
+    if recipe.get("version", RECIPE_VERSION) != RECIPE_VERSION:
+        raise EdgeoptError(f"{path}: version: unsupported recipe version {recipe.get('version')!r}")
+    pruner = recipe.get("pruner")
+    if pruner not in PRUNERS:
+        raise EdgeoptError(f"{path}: pruner: unknown pruner {pruner!r} (known: {', '.join(PRUNERS)})")
+    ft = recipe.get("finetune", {})
+    if not isinstance(ft, dict):
+        raise EdgeoptError(f"{path}: finetune: must be a mapping of train settings")
+    PRUNERS[pruner].check(recipe, str(path))
+    return recipe

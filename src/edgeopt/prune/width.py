@@ -1,0 +1,107 @@
+"""Width-multiplier baseline: the same architecture, thinner, trained from scratch at matched MACs.
+
+The multiplier is computed, not guessed: bisection over a grid of multipliers for the one whose
+MACs (or params, for a params target) come closest to baseline / target reduction, counted on
+real model instances. This is the comparison point for pruning (accuracy and training cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeopt.atomic import write_json
+from edgeopt.cli import json_arg
+from edgeopt.errors import EdgeoptError
+
+#: models whose constructor honours `width_mult`
+WIDTH_MODELS = ("resnet20", "resnet56", "vgg16", "mobilenetv2")
+GRID = [round(0.1 + 0.025 * i, 3) for i in range(37)]  # 0.1 .. 1.0
+
+
+@functools.lru_cache(maxsize=256)
+def _cost(model: str, mult: float, metric: str, image_size: int, in_channels: int, num_classes: int) -> int:
+    import torch_pruning as tp
+
+    from edgeopt.models import create_model
+
+    m = create_model(model, num_classes, in_channels, mult).eval()
+    with torch.no_grad():
+        macs, params = tp.utils.count_ops_and_params(m, torch.zeros(1, in_channels, image_size, image_size))
+    return int(macs if metric == "macs" else params)
+
+
+def match_width(
+    model: str, reduction: float, metric: str = "macs", image_size: int = 32, in_channels: int = 3,
+    num_classes: int = 10,
+) -> float:
+    """The grid multiplier whose `metric` is closest to the full-width model's divided by `reduction`."""
+    if model not in WIDTH_MODELS:
+        raise EdgeoptError(f"prune.width: model {model!r} has no width multiplier (only {', '.join(WIDTH_MODELS)})")
+    if reduction < 1:
+        raise EdgeoptError(f"prune.width: reduction must be >= 1, got {reduction}")
+    cost = functools.partial(_cost, model, metric=metric, image_size=image_size, in_channels=in_channels,
+                             num_classes=num_classes)
+    target = cost(1.0) / reduction
+    lo, hi = 0, len(GRID) - 1  # largest index with cost <= target, by bisection (cost grows with width)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(GRID[mid]) <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    options = [GRID[lo]] + ([GRID[lo + 1]] if lo + 1 < len(GRID) else [])
+    return min(options, key=lambda m: abs(cost(m) - target))
+
+
+def variant_name(mult: float) -> str:
+    return f"width{mult:g}"
+
+
+def train_width(
+    model_name: str, mult: float, data_dir: str, out_model: str, out_metrics: str, train_cfg: dict[str, Any],
+    pruned_metrics: str | None = None,
+) -> dict[str, Any]:
+    """Train `model_name` at `mult` from scratch (the baseline trainer) and record how it matches the pruned one."""
+    from edgeopt.train.baseline import train_baseline
+
+    variant = variant_name(mult)
+    m = train_baseline(model_name, data_dir, out_model, out_metrics, train_cfg, {"width_mult": mult},
+                       variant=variant)
+    m["stage"] = "train_width"
+    m["width_mult"] = mult
+    if pruned_metrics and Path(pruned_metrics).exists():
+        p = json.loads(Path(pruned_metrics).read_text())
+        m["matched_variant"] = p.get("variant", "pruned")
+        m["matched_macs"] = p.get("macs")
+        m["macs_vs_matched"] = m["macs"] / max(p.get("macs") or 1, 1)
+        m["matched_accuracy"] = p.get("accuracy")
+        m["matched_finetune_seconds"] = p.get("finetune_seconds")
+    write_json(out_metrics, m)
+    return m
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="registry name")
+    p.add_argument("--width-mult", type=float, required=True, help="width multiplier (from plan.width_mult)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--params", type=json_arg, required=True, help="the `train` config section as JSON")
+    p.add_argument("--pruned-metrics", help="metrics.json of the pruned variant it is compared with")
+    p.add_argument("--out-model", required=True)
+    p.add_argument("--out-metrics", required=True)
+    p.add_argument("--threads", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    m = train_width(args.model, args.width_mult, args.data, args.out_model, args.out_metrics, args.params,
+                    args.pruned_metrics)
+    print(f"{args.model} x{args.width_mult:g}: accuracy {m['accuracy']:.4f}, {m['macs']} MACs, "
+          f"{m['train_seconds']:.1f}s training")
+    return 0

@@ -1,0 +1,291 @@
+"""Sensitivity analysis and pruning with real torch-pruning, real evaluation, real ONNX Runtime."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from edgeopt.cli import main as cli_main
+from edgeopt.convert.onnx_export import export_onnx
+from edgeopt.errors import EdgeoptError
+from edgeopt.harness.runtimes import load_runner
+from edgeopt.models import create_model, load_model, model_stats
+from edgeopt.prune.groups import kept_channels, list_groups, prune_structured
+from edgeopt.prune.sparse import AGPMasker, agp_sparsity, magnitude_masks, weight_sparsity
+from edgeopt.prune.zeropad import ZeroPadScatter, prune_zeropad, residual_blocks
+
+META = {"image_size": 32, "in_channels": 3, "num_classes": 10}
+
+
+def ort_parity(model: nn.Module, path: Path) -> float:
+    """Export to ONNX, run in ONNX Runtime, return max |logit diff| against PyTorch."""
+    export_onnx(model, path, 32)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        ref = model.eval()(x).numpy()
+    got = load_runner("onnxruntime", str(path), threads=1).predict(x.numpy())
+    assert got.shape == ref.shape
+    return float(np.abs(got - ref).max())
+
+
+def conv_widths(model: nn.Module) -> list[int]:
+    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "mobilenetv2", "vgg16"])
+def test_structured_pruning_respects_dependencies_and_rounding(arch: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model(arch, width_mult=0.25 if arch == "vgg16" else 1.0).eval()
+    groups = list_groups(model, 32, 3, 10)
+    assert groups and all(g.channels > 0 for g in groups)
+    assert not any("fc" == m or "classifier" in m for g in groups for m in g.members)
+    before = model_stats(model)["macs"]
+    ratios = {g.name: 0.5 for g in groups}
+    report = prune_structured(model, ratios, 32, 3, 10, round_to=8)
+    after = model_stats(model)["macs"]
+    assert after < before * 0.6
+    for r in report.values():
+        assert r["after"] % 8 == 0 or r["after"] == r["before"]
+    if arch == "resnet20":  # the residual-coupled stem group: every stage-1 block output shrank together
+        stem = next(g for g in groups if g.name == "conv1")
+        assert {"layer1.0.conv2", "layer1.2.conv2"} <= set(stem.members)
+        assert model.conv1.out_channels == model.layer1[2].conv2.out_channels == 8
+    if arch == "mobilenetv2":  # depthwise convs kept in step with their expand conv
+        dw = model.features[3].conv[1][0]
+        assert dw.groups == dw.in_channels == dw.out_channels == model.features[3].conv[0][0].out_channels
+    assert ort_parity(model, tmp_path / "m.onnx") < 1e-3
+
+
+def test_kept_channels_rounds_to_multiple() -> None:
+    assert kept_channels(64, 0.5, 8) == 32
+    assert kept_channels(64, 0.3, 8) == 48  # 44.8 -> nearest multiple of 8
+    assert kept_channels(16, 0.9, 8) == 8  # never below one multiple
+    assert kept_channels(10, 0.5, None) == 5
+
+
+def test_unknown_layer_and_bad_ratio_are_one_line_errors() -> None:
+    model = create_model("resnet20")
+    with pytest.raises(EdgeoptError, match="unknown or unprunable layer 'layer9.conv'"):
+        prune_structured(model, {"layer9.conv": 0.5}, 32, 3, 10)
+    with pytest.raises(EdgeoptError, match="ratio"):
+        prune_structured(model, {"conv1": 1.5}, 32, 3, 10)
+    with pytest.raises(EdgeoptError, match="unknown residual block"):
+        prune_zeropad(model, {"layer7.0": 0.5}, 8)
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "mobilenetv2"])
+def test_zeropad_keeps_residual_shape_and_runs_in_onnxruntime(arch: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model(arch).eval()
+    for m in model.modules():  # non-trivial BN statistics, so dropped channels matter
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.1, 1.0)
+    blocks = residual_blocks(model)
+    assert blocks
+    ref = copy.deepcopy(model)
+    before = model_stats(model)["macs"]
+    report = prune_zeropad(model, {b: 0.5 for b in blocks}, 8)
+    assert model_stats(model)["macs"] < before
+    assert any(isinstance(m, ZeroPadScatter) for m in model.modules())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert model(x).shape == ref(x).shape
+    name = next(iter(blocks))
+    assert report[name]["after"] == kept_channels(report[name]["before"], 0.5, 8) < report[name]["before"]
+    assert ort_parity(model, tmp_path / "zp.onnx") < 1e-3
+    torch.export.export(model, (x,))  # the conversion stage's other route
+
+
+def test_zeropad_scatter_places_channels() -> None:
+    s = ZeroPadScatter([1, 3], 4)
+    y = torch.tensor([[[[5.0]], [[7.0]]]])
+    assert s(y).flatten().tolist() == [0.0, 5.0, 0.0, 7.0]
+
+
+def test_agp_schedule_and_masks() -> None:
+    vals = [agp_sparsity(t, 0.7, 0, 100) for t in range(0, 101, 10)]
+    assert vals[0] == 0 and vals[-1] == pytest.approx(0.7) and vals == sorted(vals)
+    model = create_model("resnet20")
+    masks = magnitude_masks({"w": model.conv1.weight}, 0.5, "layer")
+    assert 0.45 < 1 - masks["w"].float().mean().item() < 0.55
+    masker = AGPMasker(model, 0.7, "global", total_steps=10, end_fraction=0.5, frequency=1)
+    for step in range(1, 11):
+        masker(model, step)
+    assert weight_sparsity(model) == pytest.approx(0.7, abs=0.01)
+
+
+def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, tiny_train_cfg: dict, tmp_path: Path) -> None:
+    from edgeopt.prune.apply import prune_model
+    from edgeopt.prune.planner import plan_pruning
+    from edgeopt.prune.sensitivity import analyze_sensitivity
+
+    csv_path, png = tmp_path / "sens" / "sensitivity.csv", tmp_path / "sens" / "sensitivity.png"
+    rows = analyze_sensitivity(tiny_model, tiny_data, csv_path, png,
+                               {"ratios": [0.6], "val_limit": 40, "device": "cpu", "round_to": 8})
+    assert png.stat().st_size > 1000
+    header = csv_path.read_text().splitlines()[0].split(",")
+    assert header[:8] == ["layer", "ratio", "channels", "kept", "accuracy", "loss", "macs", "params"]
+    layers = {r["layer"] for r in rows}
+    assert {"conv1", "layer1.0.conv1", "layer3.2.conv1"} <= layers
+    pruned_rows = [r for r in rows if r["ratio"] == 0.6]
+    base_macs = rows[0]["macs"]
+    assert all(r["macs"] < base_macs for r in pruned_rows)  # each group really pruned, MACs measured
+
+    cfg = {"target": {"kind": "macs", "value": 1.5}, "round_to": 8, "max_ratio": 0.9,
+           "finetune": {"epochs": 1, "lr": 0.02, "batch_size": 128}, "sparse": {"sparsity": 0.7, "frequency": 1},
+           "zeropad": {"ratio": 0.5}}
+    recipes = tmp_path / "recipes"
+    r = plan_pruning("pruned", tiny_model, recipes / "pruned.yaml", cfg, csv_path, model_name="resnet20")
+    assert r["planned"]["reached_reduction"] >= 1.5
+    assert yaml.safe_load((recipes / "pruned.yaml").read_text())["ratios"] == r["ratios"]
+    plan_pruning("zeropad", tiny_model, recipes / "zeropad.yaml", cfg)
+    edited = yaml.safe_load((recipes / "zeropad.yaml").read_text())  # a user edits the recipe; it replays
+    edited["finetune"]["epochs"] = 0
+    (recipes / "zeropad.yaml").write_text(yaml.safe_dump(edited))
+    plan_pruning("sparse", tiny_model, recipes / "sparse.yaml", cfg)
+
+    with pytest.raises(EdgeoptError, match="impossible"):
+        plan_pruning("pruned", tiny_model, tmp_path / "x.yaml", {**cfg, "target": {"kind": "macs", "value": 100}}, csv_path)
+    with pytest.raises(EdgeoptError, match="does not exist"):
+        plan_pruning("pruned", tiny_model, tmp_path / "x.yaml", {**cfg, "target": {"kind": "latency", "value": 1}},
+                     csv_path, bench_json=tmp_path / "nope.json")
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"latency_ms": {"p50": 2.0, "mean": 2.1}}))
+    lat = plan_pruning("pruned", tiny_model, tmp_path / "lat.yaml", {**cfg, "target": {"kind": "latency", "value": 1.25}},
+                       csv_path, bench_json=bench)
+    assert lat["planned"]["required_reduction"] == pytest.approx(1.6)
+    assert lat["planned"]["reached_reduction"] >= 1.6
+
+    base_metrics = json.loads((tiny_model.parent / "metrics.json").read_text())
+    for variant in ("pruned", "zeropad", "sparse"):
+        out = tmp_path / "models" / variant
+        m = prune_model(recipes / f"{variant}.yaml", tiny_model, tiny_data, out / "model.pt", out / "metrics.json",
+                        tiny_train_cfg, base_metrics)
+        assert m["finetune_epochs"] == (0 if variant == "zeropad" else 1)
+        for k in ("accuracy", "macs", "params", "nonzero_params", "weight_sparsity", "finetune_seconds",
+                  "baseline_accuracy", "provenance"):
+            assert k in m, k
+        loaded, meta = load_model(out / "model.pt")
+        assert meta["variant"] == variant
+        if variant == "sparse":
+            assert m["weight_sparsity"] == pytest.approx(0.7, abs=0.01)
+            assert m["macs_reduction"] == pytest.approx(1.0)
+        else:
+            assert m["macs_reduction"] > 1.2
+        assert ort_parity(loaded, out / "model.onnx") < 1e-3
+
+
+def test_recipe_replay_errors_are_one_line(tiny_model: Path, tiny_data: Path, tmp_path: Path, capsys) -> None:
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(yaml.safe_dump({"version": 1, "pruner": "structured", "ratios": {"layer9.conv1": 0.5}}))
+    args = ["prune", "--recipe", str(recipe), "--model", str(tiny_model), "--data", str(tiny_data),
+            "--params", json.dumps({"epochs": 0, "device": "cpu", "progress": False}),
+            "--out-model", str(tmp_path / "m.pt"), "--out-metrics", str(tmp_path / "m.json")]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown or unprunable layer 'layer9.conv1'" in err[0]
+    recipe.write_text(yaml.safe_dump({"version": 1, "pruner": "magic"}))
+    assert cli_main(args) == 2
+    assert "unknown pruner 'magic'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "vgg16"])
+def test_width_multiplier_matches_target_macs(arch: str) -> None:
+    from edgeopt.prune.width import _cost, match_width
+
+    full = _cost(arch, 1.0, "macs", 32, 3, 10)
+    mult = match_width(arch, 2.5)
+    assert mult < 1.0
+    got = _cost(arch, mult, "macs", 32, 3, 10)
+    assert 0.5 < (full / 2.5) / got < 2.0  # closest grid width (channel rounding makes steps coarse)
+    with pytest.raises(EdgeoptError):
+        match_width("resnet18", 2.0)
+
+
+def test_plan_lists_variants_and_targets() -> None:
+    from edgeopt import plan
+    from edgeopt.config import check_config
+
+    cfg = check_config({"models": ["resnet20", "vgg16", "resnet18"], "prune": {"target": {"value": 2.0}}})
+    assert plan.model_variants(cfg, "resnet20")[:4] == ["baseline", "pruned", "zeropad", "sparse"]
+    assert plan.model_variants(cfg, "resnet20")[4].startswith("width")
+    assert "zeropad" not in plan.model_variants(cfg, "vgg16")  # no residual blocks
+    assert not any(v.startswith("width") for v in plan.model_variants(cfg, "resnet18"))
+    t = plan.all_targets(cfg)
+    assert "results/sensitivity/vgg16/sensitivity.csv" in t
+    assert "results/recipes/resnet20/pruned.yaml" in t
+    cfg2 = check_config({"prune": {"variants": ["sparse"]}, "sensitivity": {"enabled": False}})
+    assert plan.model_variants(cfg2, "resnet20") == ["baseline", "sparse"]
+    assert not any("sensitivity" in x for x in plan.all_targets(cfg2))
+    with pytest.raises(EdgeoptError, match="prune.target"):
+        check_config({"prune": {"target": {"kind": "speed"}}}) and None
+
+
+class TinyConcatNet(nn.Module):
+    """Two branches concatenated, then a conv: the concat dependency DepGraph must follow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.a = nn.Sequential(nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+        self.head = nn.Sequential(nn.Conv2d(48, 32, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return self.fc(self.head(torch.cat([self.a(x), self.b(x)], 1)))
+
+
+def test_structured_pruning_across_concat(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = TinyConcatNet().eval()
+    names = {g.name for g in list_groups(model, 32, 3, 10)}
+    assert {"a.0", "b.0"} <= names
+    prune_structured(model, {"a.0": 0.5, "b.0": 0.5}, 32, 3, 10, round_to=8)
+    assert model.a[0].out_channels == 8 and model.b[0].out_channels == 16
+    assert model.head[0].in_channels == 24  # the concat consumer lost exactly the pruned channels
+    assert ort_parity(model, tmp_path / "cat.onnx") < 1e-3
+
+
+def test_train_width_command_records_training_cost_and_match(tiny_data: Path, tmp_path: Path) -> None:
+    pruned = tmp_path / "pruned.json"
+    pruned.write_text(json.dumps({"variant": "pruned", "macs": 20_000_000, "accuracy": 0.5, "finetune_seconds": 3.0}))
+    out = tmp_path / "width0.5"
+    params = {"epochs": 1, "batch_size": 128, "device": "cpu", "progress": False}
+    rc = cli_main(["train-width", "--model", "resnet20", "--width-mult", "0.5", "--data", str(tiny_data),
+                   "--params", json.dumps(params), "--pruned-metrics", str(pruned),
+                   "--out-model", str(out / "model.pt"), "--out-metrics", str(out / "metrics.json")])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["variant"] == "width0.5" and m["width_mult"] == 0.5 and m["train_seconds"] > 0
+    assert m["macs_vs_matched"] == pytest.approx(m["macs"] / 20_000_000)
+    model, meta = load_model(out / "model.pt")
+    assert model.conv1.out_channels == 8 and meta["variant"] == "width0.5"
+
+
+def test_dag_wires_every_pruning_variant(tmp_path: Path, cifar_tar: Path) -> None:
+    """A dry run with all variants on: the rules, wildcards and planned paths fit together."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"dataset": {"path": str(cifar_tar)}, "models": ["resnet20", "vgg16"],
+                                   "prune": {"variants": ["pruned", "zeropad", "sparse", "width"]}}))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--directory",
+                           str(tmp_path), "-n", "--quiet", "rules", "--configfile", str(root / "config" / "tiny.yaml"),
+                           str(cfg)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    for rule, n in (("analyze_sensitivity", 2), ("plan_pruning", 5), ("prune_model", 5), ("train_width", 2)):
+        assert re.search(rf"{rule}\s+{n}\b", out), (rule, out[-2000:])
