@@ -368,3 +368,21 @@ def test_fixed_batch_onnx_is_evaluated_at_its_batch(
     rec = convert_artifact("onnx", tiny_model, tiny_data, fixed, tmp_path / "model.onnx")
     assert rec["onnx"]["inputs"] == {"input": [1, 3, 32, 32]} and rec["images"] == 100
     assert rec["parity"]["top1_agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_pruning_stages_zeropad_variant_converts_and_matches(
+    tmp_path: Path, tiny_model: Path, tiny_data: Path, settings: dict
+) -> None:
+    """The pruning stage's own zero-padding (ZeroPadScatter: concat + gather) through ORT and LiteRT."""
+    zeropad = pytest.importorskip("edgeopt.prune.zeropad", reason="pruning stage (branch prune) not merged")
+    model, meta = load_model(tiny_model)
+    model = model.to(memory_format=torch.contiguous_format)
+    report = zeropad.prune_zeropad(model, {"layer1.0": 0.5, "layer2.1": 0.5, "layer3.2": 0.5}, None)
+    assert all(r["after"] < r["before"] for r in report.values())
+    path = _variant(tmp_path, model.eval(), meta, "zeropad")
+    out = tmp_path / "deploy"
+    rec = convert_artifact("onnx", path, tiny_data, settings, out / "model.onnx")
+    assert rec["parity"]["max_abs_diff"] < 1e-4 and rec["onnx"]["op_counts"]["Gather"] >= 3
+    tfl = convert_artifact("tflite-fp32", path, tiny_data, settings, out / "tflite-fp32.tflite")
+    assert tfl["parity"]["max_abs_diff"] < 1e-4 and tfl["parity"]["top1_agreement"] == 1.0
