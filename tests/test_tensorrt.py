@@ -304,3 +304,26 @@ def test_calibration_images_are_preprocessed_like_training(tmp_path: Path) -> No
     assert np.array_equal(got, preprocess(x[:4], mean, std))
     with pytest.raises(ValueError, match="mean and std"):
         trt_h.load_calibration(tmp_path / "calib.npz")
+
+
+def test_int8_without_calibration_or_qdq_is_refused(tmp_path: Path) -> None:
+    """Refused before TensorRT is even looked for: an int8 engine with placeholder scales is useless."""
+    from onnx import TensorProto, helper, save
+
+    def model(op: str) -> Path:
+        inputs = ["input"] if op == "Relu" else ["input", "scale", "zero_point"]
+        node = helper.make_node(op, inputs, ["logits"])
+        graph = helper.make_graph(
+            [node],
+            "g",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+        )
+        path = tmp_path / f"{op}.onnx"
+        save(helper.make_model(graph), str(path))
+        return path
+
+    plain = model("Relu")
+    assert not trt_h.is_qdq(plain) and trt_h.is_qdq(model("DequantizeLinear"))
+    with pytest.raises(trt_h.TensorRTBuildError, match="int8 needs calibration images"):
+        trt_h.build_engine(plain, tmp_path / "e.engine", trt_h.BuildOptions(precision="int8"))

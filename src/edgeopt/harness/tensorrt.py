@@ -350,6 +350,12 @@ def build_engine(
     onnx, engine = Path(onnx), Path(engine)
     if not onnx.exists():
         raise TensorRTBuildError(f"{onnx}: ONNX model missing")
+    if opts.precision == "int8" and calibration_data is None and not is_qdq(onnx):
+        if not (opts.calibration_cache and Path(opts.calibration_cache).exists()):
+            raise TensorRTBuildError(
+                f"{onnx}: int8 needs calibration images, an existing calibration cache or a Q/DQ model "
+                "(without them TensorRT would use placeholder scales)"
+            )
     exe = find_trtexec(trtexec)
     has_python = tensorrt_python_available()
     needs_calibration = calibration_data is not None and not (
@@ -360,6 +366,12 @@ def build_engine(
     if has_python:
         return build_engine_python(onnx, engine, opts, log, calibration_data)
     raise TensorRTUnavailable(ABSENT)
+
+
+def is_qdq(onnx: str | Path) -> bool:
+    """Whether an ONNX file holds QuantizeLinear/DequantizeLinear nodes (explicit int8), without onnx:
+    op types are stored as plain strings in the protobuf."""
+    return b"DequantizeLinear" in Path(onnx).read_bytes()
 
 
 def _build_with_trtexec(
@@ -429,8 +441,8 @@ def build_engine_python(
             config.int8_calibrator = _make_calibrator(
                 trt, calibration_data, opts.calibration_cache, opts.opt_batch
             )
-    if opts.builder_optimization_level is not None:
-        config.builder_optimization_level = int(opts.builder_optimization_level)
+    if opts.builder_optimization_level is not None and hasattr(config, "builder_optimization_level"):
+        config.builder_optimization_level = int(opts.builder_optimization_level)  # TensorRT >= 8.6
     inp = network.get_input(0)
     if opts.dynamic_batch and inp.shape[0] == -1:
         profile = builder.create_optimization_profile()
