@@ -338,11 +338,12 @@ def test_plan_lists_every_variant_and_owned_format() -> None:
         {"models": ["resnet20"], "convert": {"formats": ["ort-fp32", "ort-int8", "trt-fp16"]}}
     )
     targets = plan.convert_targets(config)
+    variants = plan.model_variants(config, "resnet20")
+    assert variants[0] == "baseline"
     assert targets == [
-        "results/deploy/resnet20/baseline/model.onnx",
-        "results/deploy/resnet20/baseline/model.onnx.json",
-        "results/deploy/resnet20/baseline/ort-fp32.onnx",
-        "results/deploy/resnet20/baseline/ort-fp32.onnx.json",
+        f"results/deploy/resnet20/{v}/{name}"
+        for v in variants
+        for name in ("model.onnx", "model.onnx.json", "ort-fp32.onnx", "ort-fp32.onnx.json")
     ]
     assert set(targets) <= set(plan.all_targets(config))
     assert plan.device_built_formats(config) == ["trt-fp16"]
