@@ -295,3 +295,20 @@ def test_dag_wires_every_pruning_variant(tmp_path: Path, cifar_tar: Path) -> Non
     out = proc.stdout + proc.stderr
     for rule, n in (("analyze_sensitivity", 1), ("plan_pruning", 3), ("prune_model", 3), ("train_width", 1)):
         assert re.search(rf"{rule}\s+{n}\b", out), (rule, out[-2000:])
+
+
+def test_bench_latency_parsing(tmp_path: Path) -> None:
+    from edgeopt.prune.planner import bench_latency_ms, required_reduction
+
+    p = tmp_path / "b.json"
+    p.write_text(json.dumps({"batches": [{"batch_size": 8, "latency_ms": {"p50": 9.0}},
+                                         {"batch_size": 1, "latency_ms": {"p50": 2.0, "mean": 2.5}}]}))
+    assert bench_latency_ms(p) == 2.0
+    p.write_text(json.dumps({"latency_ms": 3.0}))
+    assert bench_latency_ms(p) == 3.0
+    p.write_text(json.dumps({"accuracy": 0.9}))
+    with pytest.raises(EdgeoptError, match="no batch-1 latency"):
+        bench_latency_ms(p)
+    assert required_reduction({"kind": "latency", "value": 1.0}, 2.0) == ("macs", 2.0)
+    with pytest.raises(EdgeoptError, match="reduction factor must be >= 1"):
+        required_reduction({"kind": "macs", "value": 0.5})
