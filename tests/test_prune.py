@@ -215,7 +215,8 @@ def test_width_multiplier_matches_target_macs(arch: str) -> None:
         match_width("resnet18", 2.0)
 
 
-def test_plan_lists_variants_and_targets() -> None:
+def test_plan_lists_variants_and_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the width multiplier cache goes to results/.cache/ here
     from edgeopt import plan
     from edgeopt.config import check_config
 
@@ -230,8 +231,9 @@ def test_plan_lists_variants_and_targets() -> None:
     cfg2 = check_config({"prune": {"variants": ["sparse"]}, "sensitivity": {"enabled": False}})
     assert plan.model_variants(cfg2, "resnet20") == ["baseline", "sparse"]
     assert not any("sensitivity" in x for x in plan.all_targets(cfg2))
+    assert (tmp_path / "results/.cache/width_mult.json").exists()
     with pytest.raises(EdgeoptError, match="prune.target"):
-        check_config({"prune": {"target": {"kind": "speed"}}}) and None
+        check_config({"prune": {"target": {"kind": "speed"}}})
 
 
 class TinyConcatNet(nn.Module):
