@@ -60,6 +60,8 @@ def main() -> int:
     ap.add_argument("--test-per-class", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=10, help="baseline training epochs")
     ap.add_argument("--finetune-epochs", type=int, default=5)
+    ap.add_argument("--finetune-lr", type=float, default=0.05, help="peak OneCycle rate of the fine-tuning")
+    ap.add_argument("--reuse", action="store_true", help="reuse a sensitivity.csv already in --workdir")
     ap.add_argument("--target", type=float, default=2.5, help="MACs reduction the planner must reach")
     ap.add_argument("--ratios", default="0.25,0.5,0.75", help="sensitivity sweep")
     ap.add_argument("--baseline", help="reuse this trained model.pt (and its metrics.json) instead of training")
@@ -86,11 +88,12 @@ def main() -> int:
     base = json.loads(base_pt.with_name("metrics.json").read_text())
     t_train = time.perf_counter()
     sens = work / args.model / "sensitivity.csv"
-    analyze_sensitivity(base_pt, data, sens, sens.with_suffix(".png"),
-                        {"ratios": [float(r) for r in args.ratios.split(",")], "device": "cpu", "round_to": 8})
+    if not (args.reuse and sens.exists()):
+        analyze_sensitivity(base_pt, data, sens, sens.with_suffix(".png"),
+                            {"ratios": [float(r) for r in args.ratios.split(",")], "device": "cpu", "round_to": 8})
     t_sens = time.perf_counter()
     prune_cfg = {"target": {"kind": "macs", "value": args.target}, "round_to": 8, "max_ratio": 0.8,
-                 "finetune": {"epochs": args.finetune_epochs, "lr": 0.02, "pct_start": 0.1}}
+                 "finetune": {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "pct_start": 0.1}}
     recipe = work / args.model / "pruned.yaml"
     plan_pruning("pruned", base_pt, recipe, prune_cfg, sens, model_name=args.model)
     pruned_pt = work / args.model / "pruned" / "model.pt"
@@ -105,7 +108,7 @@ def main() -> int:
           f"{args.test_per_class}/class test), CPU, {args.threads} threads ==")
     print(f"baseline: {args.epochs} epochs, test acc {base['accuracy']:.4f}, {base['macs'] / 1e6:.2f} M MACs, "
           f"{base['params'] / 1e6:.3f} M params")
-    print(f"pruned:   {args.finetune_epochs} fine-tune epochs, test acc {pm['accuracy']:.4f}, "
+    print(f"pruned:   {args.finetune_epochs} fine-tune epochs (lr {args.finetune_lr:g}), test acc {pm['accuracy']:.4f}, "
           f"{pm['macs'] / 1e6:.2f} M MACs, {pm['params'] / 1e6:.3f} M params")
     print(f"MACs ratio (baseline/pruned):        {pm['macs_reduction']:.2f}x")
     print(f"params ratio (baseline/pruned):      {pm['params_reduction']:.2f}x")

@@ -127,11 +127,11 @@ def width_mult(config: dict[str, Any], model: str) -> float | None:
         from edgeopt.errors import EdgeoptError
 
         raise EdgeoptError("prune.width.mult: must be set when prune.target.kind is latency")
-    from edgeopt.prune.width import match_width
+    from edgeopt.prune.width import cached_match_width
 
     ds = config.get("dataset") or {}
-    return match_width(model, float(target.get("value", 2.0)), kind, int(ds.get("image_size", 32)),
-                       int(ds.get("channels", 3)))
+    return cached_match_width(f"{RESULTS}/.cache/width_mult.json", model, float(target.get("value", 2.0)), kind,
+                              int(ds.get("image_size", 32)), int(ds.get("channels", 3)))
 
 
 def pruning_variants(config: dict[str, Any], model: str) -> list[str]:

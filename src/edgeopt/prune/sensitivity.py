@@ -70,7 +70,7 @@ def analyze_sensitivity(
           f"in {time.perf_counter() - t0:.1f}s (baseline val accuracy {base['accuracy']:.4f})")
     write_csv(out_csv, rows)
     if out_png:
-        plot_sensitivity(rows, out_png, Path(str(model_path)).parent.parent.name)
+        plot_sensitivity(rows, out_png, f"{meta.get('arch', Path(str(model_path)).parent.parent.name)} ({base['images']} val images)")
     return rows
 
 

@@ -59,6 +59,26 @@ def match_width(
     return min(options, key=lambda m: abs(cost(m) - target))
 
 
+def cached_match_width(
+    cache: str | Path, model: str, reduction: float, metric: str = "macs", image_size: int = 32,
+    in_channels: int = 3,
+) -> float:
+    """`match_width` memoised in a small JSON file, so planning the DAG does not rebuild models every run."""
+    key = f"{model}|{reduction:g}|{metric}|{image_size}|{in_channels}|{GRID[0]}-{GRID[-1]}/{len(GRID)}"
+    path = Path(cache)
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = match_width(model, reduction, metric, image_size, in_channels)
+        try:
+            write_json(path, known)
+        except OSError:
+            pass
+    return float(known[key])
+
+
 def variant_name(mult: float) -> str:
     return f"width{mult:g}"
 
