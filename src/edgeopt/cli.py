@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-train": ("edgeopt.train.bench", "benchmark the training loop against a plain PyTorch loop"),
     # -- issue 3: sensitivity + pruning (add this stage's commands below this line)
     # -- issue 4: quantization (add this stage's commands below this line)
+    "quantize": ("edgeopt.quantize.cli", "int8 post-training quantization (ORT QDQ, LiteRT) and QAT at 2..8 bits"),
     # -- issue 5: conversion (add this stage's commands below this line)
     # -- issue 6: devices + benchmarks (add this stage's commands below this line)
     # -- issue 7: on-device retraining (add this stage's commands below this line)
