@@ -63,6 +63,7 @@ def test_ort_qdq_is_uint8_act_int8_per_channel(tmp_path: Path, tiny_model: Path,
     assert act_zero and all(z.data_type == onnx.TensorProto.UINT8 for z in act_zero)
 
 
+@pytest.mark.slow
 def test_litert_full_integer(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -75,18 +76,20 @@ def test_litert_full_integer(tmp_path: Path, tiny_model: Path, tiny_data: Path) 
     s = quantize_ptq("tflite-int8", tiny_model, tiny_data, out, PTQ_CFG, "resnet20", "baseline")
     _check_sidecar(s, "tflite-int8", "tflite")
     interp = Interpreter(model_path=str(out))
-    ops = {d["op_name"] for d in interp._get_ops_details()}
-    assert "CONV_2D" in ops and "QUANTIZE" in ops
+    # full integer: int8 in and out, every conv runs int8 x int8 (+ int32 bias)
+    assert interp.get_input_details()[0]["dtype"] == np.int8
+    assert interp.get_output_details()[0]["dtype"] == np.int8
     tensors = interp.get_tensor_details()
-    int8_weights = [t for t in tensors if t["dtype"] == np.int8 and len(t["shape"]) == 4]
-    assert len(int8_weights) >= 19  # all 19 convs carry int8 weights
-    per_channel = [
-        t for t in int8_weights if len(t["quantization_parameters"]["scales"]) == t["shape"][0] > 1
-    ]
-    assert len(per_channel) >= 19
+    convs = [d for d in interp._get_ops_details() if d["op_name"] == "CONV_2D"]
+    assert len(convs) == 21  # 19 in the residual path + 2 projection shortcuts
+    for d in convs:
+        act, w, b = (tensors[i] for i in d["inputs"])
+        assert (act["dtype"], w["dtype"], b["dtype"]) == (np.int8, np.int8, np.int32)
+        assert len(w["quantization_parameters"]["scales"]) == w["shape"][0]  # per output channel
     assert s["accuracy"] >= s["fp32_accuracy"] - 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["pruned", "zeropad"])
 def test_quantize_pruned_models(
     variant: str, request: pytest.FixtureRequest, tmp_path: Path, tiny_model: Path, tiny_data: Path
