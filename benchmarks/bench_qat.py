@@ -36,6 +36,8 @@ def main() -> None:
     p.add_argument("--qat-lr", type=float, default=0.02)
     p.add_argument("--bits", nargs="+", default=["8,8", "6,6", "5,5", "4,4", "3,3", "2,2"])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm (fake-quantize unfolded weights)")
+    p.add_argument("--tag", default="", help="suffix of the result folder (compare settings side by side)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -52,11 +54,12 @@ def main() -> None:
         "batch_size": 128,
         "device": "cpu",
         "overrides": {"@first": {"bits_w": 8, "bits_a": 8}, "@last": {"bits_w": 8, "bits_a": 8}},
+        "fold_bn": not args.no_fold_bn,
     }
     paths = []
     for pair in args.bits:
         bw, ba = (int(v) for v in pair.split(","))
-        out = work / "quantize" / args.model / f"qat-w{bw}a{ba}.json"
+        out = work / "quantize" / (args.model + args.tag) / f"qat-w{bw}a{ba}.json"
         t = time.perf_counter()
         r = run_qat(model_pt, data, out, bw, ba, qat_cfg, train_cfg, args.model, "baseline")
         print(
@@ -65,7 +68,7 @@ def main() -> None:
             flush=True,
         )
         paths.append(out)
-    sweep = work / "quantize" / args.model / "qat_sweep.csv"
+    sweep = work / "quantize" / (args.model + args.tag) / "qat_sweep.csv"
     write_sweep(paths, sweep)
     print(f"\n{args.model} on {args.train_per_class * 10} train / {args.test_per_class * 10} test images, "
           f"{args.qat_epochs} QAT epochs per pair (simulated below 8 bits):")  # fmt: skip

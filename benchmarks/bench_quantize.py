@@ -127,7 +127,7 @@ def main() -> None:
     rows = []
     for name in args.models:
         model_pt, metrics = trained_model(name, data, work / "models" / name, train_cfg)
-        print(f"{name}: trained {args.epochs} epochs on {args.train_per_class * 10} images, "
+        print(f"{name}: trained {args.epochs} epoch(s) on a {args.train_per_class * 10}-image pool (90% train), "
               f"test accuracy {metrics['accuracy']:.3f}", flush=True)  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             rows += bench_model(name, model_pt, data, Path(tmp), args)
