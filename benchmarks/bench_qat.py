@@ -33,7 +33,7 @@ def main() -> None:
     p.add_argument("--test-per-class", type=int, default=200)
     p.add_argument("--epochs", type=int, default=15, help="baseline training epochs")
     p.add_argument("--qat-epochs", type=int, default=3)
-    p.add_argument("--qat-lr", type=float, default=0.02)
+    p.add_argument("--qat-lr", type=float, default=0.002)
     p.add_argument("--bits", nargs="+", default=["8,8", "6,6", "5,5", "4,4", "3,3", "2,2"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm (fake-quantize unfolded weights)")
@@ -70,7 +70,7 @@ def main() -> None:
         paths.append(out)
     sweep = work / "quantize" / (args.model + args.tag) / "qat_sweep.csv"
     write_sweep(paths, sweep)
-    print(f"\n{args.model} on {args.train_per_class * 10} train / {args.test_per_class * 10} test images, "
+    print(f"\n{args.model} on {r['train_images']} train / {r['test_images']} test images, "
           f"{args.qat_epochs} QAT epochs per pair (simulated below 8 bits):")  # fmt: skip
     print(sweep.read_text())
 
