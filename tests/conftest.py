@@ -18,6 +18,7 @@ CIFAR_JPEG_TAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 pytest_plugins: list[str] = [
     # -- issue 3: sensitivity + pruning
     # -- issue 4: quantization
+    "quantize_fixtures",
     # -- issue 5: conversion
     # -- issue 6: devices + benchmarks
     # -- issue 7: on-device retraining

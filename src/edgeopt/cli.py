@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prune": ("edgeopt.prune.apply", "apply a pruning recipe to a trained model and fine-tune it"),
     "train-width": ("edgeopt.prune.width", "train a thinner (width-multiplier) model from scratch"),
     # -- issue 4: quantization (add this stage's commands below this line)
+    "quantize": ("edgeopt.quantize.cli", "int8 post-training quantization (ORT QDQ, LiteRT) and QAT at 2..8 bits"),
     # -- issue 5: conversion (add this stage's commands below this line)
     "convert": ("edgeopt.convert.cli", "convert a model variant to a deployable format and check it against PyTorch"),
     # -- issue 6: devices + benchmarks (add this stage's commands below this line)

@@ -48,6 +48,7 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     # -- issue 3: sensitivity + pruning (extend `targets` below this line)
     targets += prune_targets(config)
     # -- issue 4: quantization (extend `targets` below this line)
+    targets += quantize_targets(config) + qat_targets(config)
     # -- issue 5: conversion (extend `targets` below this line)
     targets += convert_targets(config)
     # -- issue 6: devices + benchmarks (extend `targets` below this line)
@@ -212,6 +213,70 @@ def prune_targets(config: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------- issue 4: quantization
+# (this stage's planning functions go below this line)
+#: deploy formats the quantize stage owns (the rest belong to conversion, issue 5)
+QUANT_FORMATS = ("ort-int8", "tflite-int8")
+
+
+def quantize_section(config: dict[str, Any]) -> dict[str, Any]:
+    return dict(config.get("quantize") or {})
+
+
+def quantize_formats(config: dict[str, Any]) -> list[str]:
+    """The int8 formats to build: those of `convert.formats` that quantization owns."""
+    return [f for f in deploy_formats(config) if f in QUANT_FORMATS]
+
+
+def quantize_targets(config: dict[str, Any]) -> list[str]:
+    """Every int8 artifact and its sidecar JSON, for every model variant."""
+    out = []
+    for m in model_names(config):
+        for v in model_variants(config, m):
+            for f in quantize_formats(config):
+                out += [deploy_path(m, v, f), deploy_path(m, v, f) + ".json"]
+    return out
+
+
+def ptq_params_json(config: dict[str, Any]) -> str:
+    """The `quantize` section without `qat` (so QAT edits do not rerun post-training quantization)."""
+    section = {k: v for k, v in quantize_section(config).items() if k != "qat"}
+    return json.dumps(section, sort_keys=True, separators=(",", ":"))
+
+
+def qat_params_json(config: dict[str, Any]) -> str:
+    """`quantize.qat` without the job list keys (adding a bit pair does not rerun the others)."""
+    qat = quantize_section(config).get("qat") or {}
+    section = {k: v for k, v in qat.items() if k not in ("bits", "variants", "enabled")}
+    return json.dumps(section, sort_keys=True, separators=(",", ":"))
+
+
+def qat_pairs(config: dict[str, Any]) -> list[str]:
+    """QAT bit pairs as `w<bits>a<bits>` names."""
+    qat = quantize_section(config).get("qat") or {}
+    return [f"w{int(w)}a{int(a)}" for w, a in qat.get("bits", [])]
+
+
+def qat_variants(config: dict[str, Any], model: str) -> list[str]:
+    """Variants QAT starts from (`quantize.qat.variants` that exist for this model)."""
+    qat = quantize_section(config).get("qat") or {}
+    if not qat.get("enabled", True):
+        return []
+    return [v for v in qat.get("variants", ["baseline"]) if v in model_variants(config, model)]
+
+
+def qat_result_path(model: str, variant: str, pair: str) -> str:
+    return f"{RESULTS}/quantize/{model}/{variant}/qat-{pair}.json"
+
+
+def qat_sweep_path(model: str, variant: str) -> str:
+    return f"{RESULTS}/quantize/{model}/{variant}/qat_sweep.csv"
+
+
+def qat_targets(config: dict[str, Any]) -> list[str]:
+    """The QAT sweep table of every (model, QAT variant); the per-pair JSONs come with it."""
+    if not qat_pairs(config):
+        return []
+    return [qat_sweep_path(m, v) for m in model_names(config) for v in qat_variants(config, m)]
 # (this stage's planning functions go below this line)
 
 

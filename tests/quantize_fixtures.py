@@ -1,0 +1,94 @@
+"""Fixtures of the quantize stage: ResNet-20s pruned for real with torch-pruning (structured, zero-padded)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+
+class ZeroScatter(nn.Module):
+    """Put a pruned block's channels back at their original positions of a zero tensor of full width.
+
+    Concat + Gather (no in-place scatter): exports to ONNX and converts to TFLite.
+    """
+
+    def __init__(self, keep: torch.Tensor, width: int) -> None:
+        super().__init__()
+        gather = torch.full((width,), len(keep), dtype=torch.long)  # index len(keep) = the zero channel
+        gather[keep] = torch.arange(len(keep))
+        self.register_buffer("gather", gather)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        zero = torch.zeros_like(x[:, :1])
+        return torch.cat([x, zero], 1).index_select(1, self.gather)
+
+
+def zero_pad_prune(model: nn.Module, ratio: float = 0.5) -> nn.Module:
+    """Prune the output channels of every block's second conv (which plain structured pruning cannot
+    touch because of the residual add) and scatter them back into zeros of the original width."""
+    import torch_pruning as tp
+
+    from edgeopt.models.cifar_resnet import BasicBlock
+
+    model = copy.deepcopy(model).eval()
+    for block in [m for m in model.modules() if isinstance(m, BasicBlock)]:
+        width = block.conv2.out_channels
+        norms = block.conv2.weight.detach().flatten(1).norm(dim=1)
+        drop = norms.argsort()[: int(width * ratio)].tolist()
+        keep = torch.tensor(sorted(set(range(width)) - set(drop)))
+        tp.prune_conv_out_channels(block.conv2, drop)
+        tp.prune_batchnorm_out_channels(block.bn2, drop)
+        block.bn2 = nn.Sequential(block.bn2, ZeroScatter(keep, width))
+    return model
+
+
+def structured_prune(model: nn.Module, image_size: int, ratio: float = 0.5) -> nn.Module:
+    """DepGraph channel pruning across the residual dependencies (torch-pruning), rounded to 4."""
+    import torch_pruning as tp
+
+    model = copy.deepcopy(model).eval()
+    example = torch.randn(1, 3, image_size, image_size)
+    pruner = tp.pruner.BasePruner(
+        model,
+        example,
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=ratio,
+        ignored_layers=[model.fc],
+        round_to=4,
+    )
+    pruner.step()
+    return model
+
+
+def _save_variant(tmp: Path, tiny_model: Path, variant: str, fn) -> Path:  # type: ignore[no-untyped-def]
+    from edgeopt.models import load_model, save_model
+    from edgeopt.quantize.data import make_contiguous
+
+    model, meta = load_model(tiny_model)
+    pruned = fn(make_contiguous(model), meta)
+    out = tmp / variant / "model.pt"
+    save_model(out, pruned, {**meta, "variant": variant})
+    return out
+
+
+@pytest.fixture(scope="session")
+def pruned_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """`tiny_model` with 50% of its channels removed by torch-pruning (structured)."""
+    return _save_variant(
+        tmp_path_factory.mktemp("pruned"),
+        tiny_model,
+        "pruned",
+        lambda m, meta: structured_prune(m, meta["image_size"]),
+    )
+
+
+@pytest.fixture(scope="session")
+def zeropad_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """`tiny_model` with half of each block's output channels pruned and zero-padded back."""
+    return _save_variant(
+        tmp_path_factory.mktemp("zeropad"), tiny_model, "zeropad", lambda m, meta: zero_pad_prune(m)
+    )
