@@ -1,0 +1,241 @@
+"""Device-side benchmark: accuracy on the device's own outputs, latency per batch size, memory, energy.
+
+Runs on the device with Python 3 + numpy + one runtime (no torch, no edgeopt outside
+`edgeopt.harness`). `python -m edgeopt.harness.bench --runtime onnxruntime --model m.onnx
+--test test.npz --norm '{"mean": [...], "std": [...]}' --out result.json`. On an input or
+runtime problem it prints one line `edgeopt harness: ...` last on stderr and exits 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.harness import power, sysinfo
+from edgeopt.harness.runtimes import RUNTIMES, RuntimeUnavailable, load_runner, preprocess
+
+HARNESS_VERSION = 1
+
+
+class HarnessError(Exception):
+    """A problem the user can fix (missing runtime, bad file): reported as one line."""
+
+
+def proc_status_bytes(field: str) -> int | None:
+    """VmRSS / VmHWM (peak) of this process from /proc/self/status, in bytes."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def latency_stats(seconds: list[float], batch: int) -> dict[str, Any]:
+    """Latency percentiles (ms) and throughput (images/s) of timed runs."""
+    a = np.asarray(seconds, dtype=np.float64) * 1000.0
+    mean = float(a.mean())
+    return {
+        "mean": mean,
+        "std": float(a.std()),
+        "min": float(a.min()),
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
+        "throughput_ips": batch * 1000.0 / mean if mean > 0 else None,
+    }
+
+
+def load_model(
+    runtime: str, model: str, threads: int, precision: str | None, calib: str | None, cache_dir: str | None
+) -> Any:
+    """Load through the runner registry; TensorRT registers itself from `edgeopt.harness.tensorrt`."""
+    if runtime not in RUNTIMES:
+        try:
+            importlib.import_module(f"edgeopt.harness.{runtime}")
+        except ImportError as exc:
+            raise HarnessError(f"runtime {runtime!r} has no runner here ({exc})") from None
+    options: dict[str, Any] = {}
+    if runtime == "tensorrt":
+        options = {"precision": precision or "fp32"}
+        if calib:
+            options["calib"] = calib
+        if cache_dir:
+            options["cache_dir"] = cache_dir
+    try:
+        return load_runner(runtime, model, threads=threads, **options)
+    except RuntimeUnavailable as exc:
+        raise HarnessError(f"runtime {runtime!r} is not available on this device: {exc}") from None
+
+
+def runtime_info(runner: Any, runtime: str) -> dict[str, Any]:
+    from importlib import metadata
+
+    info: dict[str, Any] = {"name": runtime}
+    dist = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}.get(
+        runtime, getattr(runner, "package", None)
+    )
+    for candidate in [dist, "onnxruntime-gpu"] if runtime == "onnxruntime" else [dist]:
+        if not candidate:
+            continue
+        try:
+            info["package"], info["version"] = candidate, metadata.version(candidate)
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    info.setdefault("version", getattr(runner, "version", None))
+    session = getattr(runner, "session", None)
+    if session is not None and hasattr(session, "get_providers"):
+        info["providers"] = session.get_providers()
+    return info
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    result: dict[str, Any] = {"harness_version": HARNESS_VERSION, "runtime": args.runtime}
+    if args.nvpmodel is not None:
+        try:
+            result["nvpmodel"] = sysinfo.nvpmodel_set(args.nvpmodel)
+        except RuntimeError as exc:
+            raise HarnessError(str(exc)) from None
+    else:
+        result["nvpmodel"] = sysinfo.nvpmodel_query()
+    result["system"] = sysinfo.system_info()
+    norm = json.loads(args.norm)
+    try:
+        with np.load(args.test) as z:
+            x, y = z["x"], z["y"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise HarnessError(f"{args.test}: unreadable test split ({exc})") from None
+    if args.eval_images:
+        x, y = x[: args.eval_images], y[: args.eval_images]
+    if len(y) == 0:
+        raise HarnessError(f"{args.test}: empty test split")
+    rss_before = proc_status_bytes("VmRSS")
+
+    t0 = time.perf_counter()
+    runner = load_model(args.runtime, args.model, args.threads, args.precision, args.calib, args.cache_dir)
+    result["load_seconds"] = time.perf_counter() - t0
+    result["runtime_info"] = runtime_info(runner, args.runtime)
+    result["rss_after_load_bytes"] = proc_status_bytes("VmRSS")
+
+    # accuracy: the device's own outputs over the test split
+    t0 = time.perf_counter()
+    logits = [
+        runner.predict(preprocess(x[i : i + args.eval_batch_size], norm["mean"], norm["std"]))
+        for i in range(0, len(y), args.eval_batch_size)
+    ]
+    out = np.concatenate(logits)
+    result["accuracy"] = float((out.argmax(1) == y).mean())
+    result["eval_images"] = int(len(y))
+    result["eval_seconds"] = time.perf_counter() - t0
+    result["outputs_finite"] = bool(np.isfinite(out).all())
+
+    monitor, why = power.open_monitor(args.power, args.power_interval_ms / 1000.0)
+    result["power_source"] = {
+        "requested": args.power,
+        "used": monitor.source if monitor else None,
+        "detail": why,
+    }
+    per_batch = []
+    for b in args.batch_sizes:
+        idx = np.arange(b) % len(y)
+        batch = preprocess(x[idx], norm["mean"], norm["std"])
+        for _ in range(args.warmup):
+            runner.predict(batch)
+        times = []
+        if monitor:
+            monitor.start()
+        t_all = time.perf_counter()
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            runner.predict(batch)
+            times.append(time.perf_counter() - t)
+        wall = time.perf_counter() - t_all
+        entry: dict[str, Any] = {"batch_size": b, "warmup": args.warmup, "runs": args.runs}
+        entry["latency_ms"] = latency_stats(times, b)
+        entry["throughput_ips"] = entry["latency_ms"].pop("throughput_ips")
+        entry["wall_seconds"] = wall
+        if monitor:
+            energy = monitor.stop()
+            images = b * args.runs
+            if energy.get("energy_j") is not None:
+                energy["energy_per_image_mj"] = energy["energy_j"] / images * 1000.0
+            entry["energy"] = energy
+        else:
+            entry["energy"] = None
+        per_batch.append(entry)
+    result["batches"] = per_batch
+    result["threads"] = args.threads
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    result["rss_baseline_bytes"] = rss_before
+    result["model_file_bytes"] = os.path.getsize(args.model)
+    result["harness_seconds"] = time.perf_counter() - t_start
+    result["python"] = platform.python_version()
+    return result
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runtime", required=True, help="runner registry name: onnxruntime, tflite, tensorrt")
+    p.add_argument("--model", required=True, help="model file (TensorRT: the ONNX model to build from)")
+    p.add_argument("--test", required=True, help="test split npz (x uint8 NHWC, y int64)")
+    p.add_argument("--norm", required=True, help='JSON {"mean": [...], "std": [...]} (0..1 scale)')
+    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1])
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--eval-images", type=int, default=0, help="0: the whole split")
+    p.add_argument("--eval-batch-size", type=int, default=32)
+    p.add_argument("--power", default="auto", choices=["auto", "none", "tegrastats", "hwmon", "rapl"])
+    p.add_argument("--power-interval-ms", type=int, default=100)
+    p.add_argument("--nvpmodel", type=int, default=None, help="Jetson power mode to select first")
+    p.add_argument("--precision", default=None, help="TensorRT: fp32, fp16 or int8")
+    p.add_argument("--calib", default=None, help="TensorRT int8: calibration split npz")
+    p.add_argument("--cache-dir", default=None, help="TensorRT: where built engines are kept")
+    p.add_argument("--out", required=True)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        result = run_benchmark(args)
+    except HarnessError as exc:
+        print(f"edgeopt harness: {exc}", file=sys.stderr)
+        return 3
+    except Exception as exc:  # noqa: BLE001 - report any runtime failure as one last line
+        traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"edgeopt harness: {args.runtime} failed on {args.model}: {type(exc).__name__}: {first}",
+            file=sys.stderr,
+        )
+        return 1
+    tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
