@@ -48,6 +48,7 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     # -- issue 3: sensitivity + pruning (extend `targets` below this line)
     # -- issue 4: quantization (extend `targets` below this line)
     # -- issue 5: conversion (extend `targets` below this line)
+    targets += convert_targets(config)
     # -- issue 6: devices + benchmarks (extend `targets` below this line)
     if "convert" in config:  # deploy artifacts have a producer only once the conversion stage is in
         targets += bench_targets(config)
@@ -101,6 +102,48 @@ def deploy_path(model: str, variant: str, fmt: str) -> str:
 
 # ---------------------------------------------------------------- issue 5: conversion
 # (this stage's planning functions go below this line)
+
+#: TensorRT engines: device-specific, built on the target by the benchmark stage (issue 6) from
+#: `model.onnx` with `edgeopt.harness.tensorrt`; listed here so `convert.formats` can name them.
+FORMATS.update(
+    {
+        "trt-fp32": ("engine", "tensorrt"),
+        "trt-fp16": ("engine", "tensorrt"),
+        "trt-int8": ("engine", "tensorrt"),
+    }
+)
+
+#: formats whose artifacts the conversion rules build on the host (int8 ones belong to quantization)
+CONVERT_FORMATS = ("ort-fp32", "tflite-fp32", "tflite-fp16")
+
+
+def onnx_path(model: str, variant: str) -> str:
+    """The fp32 ONNX export every ONNX-based artifact (ORT, TensorRT, int8 QDQ) starts from."""
+    return f"{RESULTS}/deploy/{model}/{variant}/model.onnx"
+
+
+def device_built_formats(config: dict[str, Any]) -> list[str]:
+    """Chosen formats that are built on the device itself (TensorRT engines), not on the host."""
+    return [f for f in deploy_formats(config) if FORMATS[f][1] == "tensorrt"]
+
+
+def convert_targets(config: dict[str, Any]) -> list[str]:
+    """model.onnx for every variant, plus the conversion-owned formats chosen in `convert.formats`,
+    each with its sidecar JSON."""
+    owned = [f for f in deploy_formats(config) if f in CONVERT_FORMATS]
+    out: list[str] = []
+    for model in model_names(config):
+        for variant in model_variants(config, model):
+            paths = [onnx_path(model, variant)] + [deploy_path(model, variant, f) for f in owned]
+            out += [p for path in paths for p in (path, path + ".json")]
+    return out
+
+
+def convert_params_json(config: dict[str, Any], *keys: str) -> str:
+    """Only the `convert` sub-sections a rule uses, as compact JSON (so editing, say, the TensorRT
+    options does not rerun the TFLite conversions)."""
+    section = config.get("convert", {})
+    return json.dumps({k: section.get(k) for k in keys}, sort_keys=True, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- issue 6: devices + benchmarks
