@@ -50,8 +50,7 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     # -- issue 5: conversion (extend `targets` below this line)
     targets += convert_targets(config)
     # -- issue 6: devices + benchmarks (extend `targets` below this line)
-    if "convert" in config:  # deploy artifacts have a producer only once the conversion stage is in
-        targets += bench_targets(config)
+    targets += bench_targets(config, planned=set(targets))
     # -- issue 7: on-device retraining (extend `targets` below this line)
     # -- issue 8: reports (extend `targets` below this line)
     return targets
@@ -156,11 +155,6 @@ BENCH_MEASURE_KEYS = (
 )  # fmt: skip
 
 
-def onnx_path(model: str, variant: str) -> str:
-    """The fp32 ONNX export (rule export_onnx of the conversion stage)."""
-    return f"{RESULTS}/deploy/{model}/{variant}/model.onnx"
-
-
 def format_runtime(fmt: str) -> str:
     """Runtime a format runs in: onnxruntime, tflite or tensorrt."""
     from edgeopt.errors import EdgeoptError
@@ -172,9 +166,17 @@ def format_runtime(fmt: str) -> str:
     raise EdgeoptError(f"config: bench.formats: unknown format {fmt!r} (known: {', '.join([*FORMATS, *TRT_FORMATS])})")
 
 
-def bench_source(model: str, variant: str, fmt: str) -> str:
-    """What a benchmark job sends to the device: the artifact, or `model.onnx` for TensorRT."""
-    return onnx_path(model, variant) if fmt in TRT_FORMATS else deploy_path(model, variant, fmt)
+def bench_source(model: str, variant: str, fmt: str, config: dict[str, Any] | None = None) -> str:
+    """What a benchmark job sends to the device: the artifact; for TensorRT the ONNX model the engine
+    is built from there (trt-int8: the QDQ `ort-int8.onnx` when it is produced and no calibration
+    cache is configured, else `model.onnx` calibrated on the device)."""
+    if fmt not in TRT_FORMATS:
+        return deploy_path(model, variant, fmt)
+    trt = ((config or {}).get("convert") or {}).get("tensorrt") or {}
+    if fmt == "trt-int8" and config is not None and not trt.get("int8_calibration"):
+        if "ort-int8" in deploy_formats(config):
+            return deploy_path(model, variant, "ort-int8")
+    return onnx_path(model, variant)
 
 
 def device_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -208,6 +210,7 @@ def bench_formats(config: dict[str, Any], device: str) -> list[str]:
     fmts = bench.get("formats")
     if fmts is None:
         fmts = deploy_formats(config) + list(bench.get("tensorrt_formats", list(TRT_FORMATS)))
+        fmts = list(dict.fromkeys(fmts))
     runtimes = device_runtimes(config, device)
     return [f for f in fmts if format_runtime(f) in runtimes]
 
@@ -216,14 +219,16 @@ def bench_path(device: str, model: str, variant: str, fmt: str) -> str:
     return f"{RESULTS}/bench/{device}/{model}/{variant}/{fmt}.json"
 
 
-def bench_targets(config: dict[str, Any]) -> list[str]:
-    """One result per (device, model, variant, format the device can run)."""
+def bench_targets(config: dict[str, Any], planned: set[str] | None = None) -> list[str]:
+    """One result per (device, model, variant, format the device can run); with `planned` (the other
+    stages' targets), only formats whose artifact the workflow actually builds."""
     return [
         bench_path(d, m, v, f)
         for d in bench_devices(config)
         for m in model_names(config)
         for v in model_variants(config, m)
         for f in bench_formats(config, d)
+        if planned is None or bench_source(m, v, f, config) in planned
     ]
 
 
@@ -232,10 +237,14 @@ def device_json(config: dict[str, Any], device: str) -> str:
     return json.dumps(device_settings(config)[device], sort_keys=True, separators=(",", ":"))
 
 
-def bench_params_json(config: dict[str, Any]) -> str:
-    """The measurement settings of `bench` as JSON (choosing devices/formats reruns nothing)."""
+def bench_params_json(config: dict[str, Any], fmt: str | None = None) -> str:
+    """The measurement settings of `bench` as JSON (choosing devices/formats reruns nothing); TensorRT
+    jobs also get `convert.tensorrt` (the engine build options)."""
     bench = config.get("bench") or {}
-    return json.dumps({k: bench[k] for k in BENCH_MEASURE_KEYS if k in bench}, sort_keys=True, separators=(",", ":"))
+    params = {k: bench[k] for k in BENCH_MEASURE_KEYS if k in bench}
+    if fmt in TRT_FORMATS:
+        params["tensorrt"] = ((config.get("convert") or {}).get("tensorrt")) or {}
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
 
 def bench_is_local(config: dict[str, Any], device: str) -> bool:

@@ -5,7 +5,7 @@
 
 rule bench_model:
     input:
-        model=lambda w: plan.bench_source(w.model, w.variant, w.format),
+        model=lambda w: plan.bench_source(w.model, w.variant, w.format, config),
         test=f"{DATA}/test.npz",
         calib=f"{DATA}/calib.npz",
         meta=f"{DATA}/meta.json",
@@ -24,7 +24,7 @@ rule bench_model:
         "../../envs/edgeopt.yaml"
     threads: lambda w: workflow.cores if plan.bench_is_local(config, w.device) else 1
     params:
-        cfg=plan.bench_params_json(config),
+        cfg=lambda w: plan.bench_params_json(config, w.format),
         device=lambda w: plan.device_json(config, w.device),
         data=lambda w, input: Path(input.meta).parent,
     shell:

@@ -78,7 +78,13 @@ def harness_args(
     if dev.config.nvpmodel is not None:
         args += ["--nvpmodel", str(dev.config.nvpmodel)]
     if runtime == "tensorrt":
-        args += ["--precision", plan.TRT_FORMATS[fmt], "--cache-dir", f"{dev.config.workdir}/engines"]
+        engines = f"{dev.config.workdir}/engines"
+        if dev.config.is_local:  # the local harness runs in a temp folder: anchor at the home folder
+            engines = str(
+                Path(os.path.expanduser("~")) / Path(os.path.expanduser(dev.config.workdir)) / "engines"
+            )
+        args += ["--precision", plan.TRT_FORMATS[fmt], "--cache-dir", engines]
+        args += ["--trt-options", json.dumps(params.get("tensorrt") or {})]
         if plan.TRT_FORMATS[fmt] == "int8":
             args += ["--calib", File(data / "calib.npz")]
     return args

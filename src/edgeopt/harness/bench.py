@@ -17,6 +17,7 @@ import resource
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -68,23 +69,69 @@ def latency_stats(seconds: list[float], batch: int) -> dict[str, Any]:
 def load_model(
     runtime: str, model: str, threads: int, precision: str | None, calib: str | None, cache_dir: str | None
 ) -> Any:
-    """Load through the runner registry; TensorRT registers itself from `edgeopt.harness.tensorrt`."""
+    """Load through the runner registry (TensorRT: an engine built here first, see `build_trt_engine`)."""
     if runtime not in RUNTIMES:
         try:
             importlib.import_module(f"edgeopt.harness.{runtime}")
         except ImportError as exc:
             raise HarnessError(f"runtime {runtime!r} has no runner here ({exc})") from None
-    options: dict[str, Any] = {}
-    if runtime == "tensorrt":
-        options = {"precision": precision or "fp32"}
-        if calib:
-            options["calib"] = calib
-        if cache_dir:
-            options["cache_dir"] = cache_dir
     try:
-        return load_runner(runtime, model, threads=threads, **options)
+        return load_runner(runtime, model, threads=threads)
     except RuntimeUnavailable as exc:
         raise HarnessError(f"runtime {runtime!r} is not available on this device: {exc}") from None
+
+
+def build_trt_engine(
+    args: argparse.Namespace, image_shape: tuple[int, ...], norm: dict[str, Any]
+) -> tuple[str, dict]:
+    """Build (or reuse from the device's engine cache) a TensorRT engine for `args.model` on this device.
+
+    Engines depend on the GPU and TensorRT version, so they are made here, keyed by the ONNX
+    file's hash, the precision and the build options. Uses `edgeopt.harness.tensorrt` (trtexec or
+    the Python API); int8 without a calibration cache or QDQ model calibrates on `--calib`.
+    """
+    import hashlib
+
+    from edgeopt.harness import tensorrt as trt
+
+    settings = json.loads(args.trt_options or "{}")
+    precision = args.precision or "fp32"
+    biggest = max([*args.batch_sizes, args.eval_batch_size, int(settings.get("max_batch", 64))])
+    c, h, w = image_shape[2], image_shape[0], image_shape[1]
+    cache = Path(args.cache_dir or ".")
+    cache.mkdir(parents=True, exist_ok=True)
+    overrides: dict[str, Any] = {"max_batch": biggest}
+    if settings.get("timing_cache"):
+        overrides["timing_cache"] = str(cache / "timing.cache")
+    try:
+        opts = trt.options_from_config(settings, precision, (c, h, w), **overrides)
+    except ValueError as exc:
+        raise HarnessError(f"convert.tensorrt: {exc}") from None
+    h_model = hashlib.sha256(Path(args.model).read_bytes()).hexdigest()[:16]
+    h_opts = hashlib.sha256(json.dumps(asdict(opts), sort_keys=True, default=str).encode()).hexdigest()[
+        :8
+    ]
+    engine = cache / f"{h_model}-{precision}-{h_opts}.engine"
+    if engine.exists():
+        return str(engine), {"engine": str(engine), "reused": True, "engine_bytes": engine.stat().st_size}
+    calib_data = None
+    if (
+        precision in ("int8", "best")
+        and args.calib
+        and not (opts.calibration_cache and Path(opts.calibration_cache).exists())
+    ):
+        with np.load(args.calib) as z:
+            calib_data = preprocess(z["x"], norm["mean"], norm["std"])
+    try:
+        build = trt.build_engine(
+            args.model, engine, opts, log=str(engine) + ".log", calibration_data=calib_data
+        )
+    except trt.TensorRTUnavailable as exc:
+        raise HarnessError(f"runtime 'tensorrt' is not available on this device: {exc}") from None
+    except trt.TensorRTBuildError as exc:
+        raise HarnessError(f"TensorRT engine build failed: {exc}") from None
+    build["reused"] = False
+    return str(engine), build
 
 
 def runtime_info(runner: Any, runtime: str) -> dict[str, Any]:
@@ -133,7 +180,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     rss_before = proc_status_bytes("VmRSS")
 
     t0 = time.perf_counter()
-    runner = load_model(args.runtime, args.model, args.threads, args.precision, args.calib, args.cache_dir)
+    model_path = args.model
+    if args.runtime == "tensorrt":
+        model_path, result["engine_build"] = build_trt_engine(args, tuple(x.shape[1:]), norm)
+        result["build_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+    runner = load_model(args.runtime, model_path, args.threads, args.precision, args.calib, args.cache_dir)
     result["load_seconds"] = time.perf_counter() - t0
     result["runtime_info"] = runtime_info(runner, args.runtime)
     result["rss_after_load_bytes"] = proc_status_bytes("VmRSS")
@@ -212,6 +264,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", default=None, help="TensorRT: fp32, fp16 or int8")
     p.add_argument("--calib", default=None, help="TensorRT int8: calibration split npz")
     p.add_argument("--cache-dir", default=None, help="TensorRT: where built engines are kept")
+    p.add_argument("--trt-options", default=None, help="TensorRT: the convert.tensorrt section as JSON")
     p.add_argument("--out", required=True)
     return p.parse_args(argv)
 
