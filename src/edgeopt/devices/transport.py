@@ -340,6 +340,22 @@ class LocalDevice(Device):
     def _prepare_run_dir(self) -> str:
         return tempfile.mkdtemp(prefix=f"edgeopt-run-{self.name}-")
 
+    def fetch(self, remote: str, local: str | os.PathLike[str]) -> Path:
+        """Copy a file of this machine to `local` (atomically), as `SshDevice.fetch` does over SSH."""
+        local = Path(local)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.part")
+        try:
+            shutil.copyfile(remote, tmp)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DeviceError(f"device {self.config.label}: fetching {remote} failed: {exc.strerror}") from None
+        os.replace(tmp, local)
+        return local
+
+    def close(self) -> None:
+        """Nothing to close locally (same interface as `SshDevice.close`)."""
+
     def _fetch_outputs(self, run_dir: str, names: list[str], dest: Path) -> dict[str, Path]:
         dest.mkdir(parents=True, exist_ok=True)
         out = {}
