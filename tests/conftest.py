@@ -21,6 +21,7 @@ pytest_plugins: list[str] = [
     "quantize_fixtures",
     # -- issue 5: conversion
     # -- issue 6: devices + benchmarks
+    "device_fixtures",
     # -- issue 7: on-device retraining
     # -- issue 8: reports
 ]
