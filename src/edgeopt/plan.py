@@ -50,6 +50,7 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     # -- issue 5: conversion (extend `targets` below this line)
     # -- issue 6: devices + benchmarks (extend `targets` below this line)
     # -- issue 7: on-device retraining (extend `targets` below this line)
+    targets += retrain_targets(config)
     # -- issue 8: reports (extend `targets` below this line)
     return targets
 
@@ -107,6 +108,56 @@ def deploy_path(model: str, variant: str, fmt: str) -> str:
 
 # ---------------------------------------------------------------- issue 7: on-device retraining
 # (this stage's planning functions go below this line)
+
+
+def retrain_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(device, model, framework, setting) for every retraining job the config asks for.
+
+    Pairs a framework cannot train (onnxruntime in fp16/bf16) are left out; an unknown or
+    non-training framework (tensorrt), device or duplicate setting raises a one-line EdgeoptError.
+    """
+    from edgeopt.errors import EdgeoptError
+    from edgeopt.retrain.settings import check_framework, settings_of, supports
+
+    sec = config.get("retrain") or {}
+    if not sec.get("enabled", True):
+        return []
+    known = {"local", *(config.get("devices") or {})}
+    for dev in sec.get("devices", ["local"]):
+        if dev not in known:
+            raise EdgeoptError(f"retrain.devices: {dev!r} is not `local` nor a `devices:` entry")
+    frameworks = sec.get("frameworks", ["pytorch", "onnxruntime"])
+    for fw in frameworks:
+        check_framework(fw)
+    settings = settings_of(sec)
+    return [
+        (dev, m, fw, s.name)
+        for dev in sec.get("devices", ["local"])
+        for m in model_names(config)
+        for fw in frameworks
+        for s in settings.values()
+        if supports(fw, s)
+    ]
+
+
+def retrain_path(device: str, model: str, framework: str, setting: str) -> str:
+    return f"{RESULTS}/retrain/{device}/{model}/{framework}-{setting}.json"
+
+
+def retrain_targets(config: dict[str, Any]) -> list[str]:
+    return [retrain_path(*job) for job in retrain_jobs(config)]
+
+
+def retrain_model_path(config: dict[str, Any], model: str) -> str:
+    """The model file retraining starts from (`retrain.variant`)."""
+    variant = (config.get("retrain") or {}).get("variant", "baseline")
+    return f"{RESULTS}/models/{model}/{variant}/model.pt"
+
+
+def retrain_device_json(config: dict[str, Any], device: str) -> str:
+    """The device's `devices:` entry as JSON (empty for `local`), passed to `edgeopt retrain`."""
+    entry = (config.get("devices") or {}).get(device) or {}
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- issue 8: reports

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -34,7 +33,9 @@ def _save_npz(path: Path, x: np.ndarray, y: np.ndarray) -> None:
         np.savez(fh, x=x, y=y)
 
 
-def write_data(job: Path, data_dir: str | Path, subset_size: int | None, eval_limit: int | None, seed: int) -> dict[str, int]:
+def write_data(
+    job: Path, data_dir: str | Path, subset_size: int | None, eval_limit: int | None, seed: int
+) -> dict[str, int]:
     """The retraining subset (seeded sample of the train split) and the test split, as uint8 npz."""
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
     n = len(train) if subset_size is None else min(subset_size, len(train))
@@ -56,7 +57,9 @@ def fx_module(model: nn.Module) -> torch.fx.GraphModule:
     return gm
 
 
-def export_training_onnx(model: nn.Module, path: Path, image_size: int, in_channels: int, plan: FreezePlan) -> None:
+def export_training_onnx(
+    model: nn.Module, path: Path, image_size: int, in_channels: int, plan: FreezePlan
+) -> None:
     """Training-mode ONNX export (legacy exporter, no constant folding so parameters stay initializers).
 
     Frozen normalisation layers are exported in inference mode (TrainingMode.PRESERVE keeps each
@@ -85,14 +88,18 @@ def export_training_onnx(model: nn.Module, path: Path, image_size: int, in_chann
     model.eval()
 
 
-def generate_ort_artifacts(onnx_path: Path, out: Path, plan: FreezePlan, ort_python: str, log: Path) -> None:
+def generate_ort_artifacts(
+    onnx_path: Path, out: Path, plan: FreezePlan, ort_python: str, log: Path | None
+) -> None:
     """Run `ort_artifacts.py` in the ORT training env (onnx 1.17 + onnxruntime-training 1.19.2)."""
     import onnx  # the main env's onnx only reads initializer names here
 
     inits = {i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.initializer}
     missing = [p for p in plan.trainable_params if p not in inits]
     if missing:
-        raise EdgeoptError(f"retrain: parameter {missing[0]} is not an ONNX initializer after export; cannot train it")
+        raise EdgeoptError(
+            f"retrain: parameter {missing[0]} is not an ONNX initializer after export; cannot train it"
+        )
     spec = out / "artifact_spec.json"
     spec.write_text(
         json.dumps(
@@ -103,14 +110,15 @@ def generate_ort_artifacts(onnx_path: Path, out: Path, plan: FreezePlan, ort_pyt
             }
         )
     )
-    with open(log, "a") as fh:
-        proc = subprocess.run(
-            [ort_python, str(DEVICE_DIR / "ort_artifacts.py"), str(onnx_path), str(out), str(spec)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
+    from edgeopt.retrain.runner import run_logged
+
+    rc = run_logged(
+        [ort_python, str(DEVICE_DIR / "ort_artifacts.py"), str(onnx_path), str(out), str(spec)], log
+    )
+    if rc != 0:
+        raise EdgeoptError(
+            f"retrain: generating ORT training artifacts failed (exit {rc}{f', see {log}' if log else ''})"
         )
-    if proc.returncode != 0:
-        raise EdgeoptError(f"retrain: generating ORT training artifacts failed (see {log})")
     spec.unlink()
 
 
@@ -134,15 +142,19 @@ def build_job(
     model, meta = load_model(model_path)
     dmeta = load_meta(data_dir)
     plan = freeze_plan(model, setting.freeze)
-    counts = write_data(job, data_dir, params.get("subset_size"), params.get("eval_limit"), params.get("seed", 0))
+    counts = write_data(
+        job, data_dir, params.get("subset_size"), params.get("eval_limit"), params.get("seed", 0)
+    )
     if framework == "pytorch":
         torch.save(fx_module(model), job / "model.pt")
     elif framework == "onnxruntime":
         if ort_python is None:
-            raise EdgeoptError("retrain: onnxruntime needs the ORT training env (`edgeopt setup-ort-training`)")
+            raise EdgeoptError(
+                "retrain: onnxruntime needs the ORT training env (`edgeopt setup-ort-training`)"
+            )
         onnx_path = job / "train_export.onnx"
         export_training_onnx(model, onnx_path, int(dmeta["image_size"]), int(dmeta["channels"]), plan)
-        generate_ort_artifacts(onnx_path, job, plan, ort_python, log or job / "artifacts.log")
+        generate_ort_artifacts(onnx_path, job, plan, ort_python, log)
         onnx_path.unlink()
     else:
         raise EdgeoptError(f"retrain: unknown framework {framework!r}")
@@ -162,6 +174,7 @@ def build_job(
         "std": dmeta["std"],
         "frozen_params": plan.frozen_params,
         "frozen_modules": plan.frozen_modules,
+        "verify_freeze": bool(params.get("verify_freeze", False)),
     }
     (job / "job.json").write_text(json.dumps(spec, indent=1))
     code = job / "code"

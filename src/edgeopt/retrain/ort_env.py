@@ -21,7 +21,9 @@ STAMP = ".edgeopt-requirements.sha256"
 
 
 def venv_dir() -> Path:
-    return Path(os.environ.get("EDGEOPT_ORT_TRAINING_VENV", Path.home() / ".cache" / "edgeopt-ort-training-venv"))
+    return Path(
+        os.environ.get("EDGEOPT_ORT_TRAINING_VENV", Path.home() / ".cache" / "edgeopt-ort-training-venv")
+    )
 
 
 def venv_python(venv: Path | None = None) -> Path:
@@ -36,7 +38,12 @@ def is_ready(venv: Path | None = None, req: Path = REQUIREMENTS) -> bool:
     """The venv exists and was built from the current requirements file."""
     venv = venv or venv_dir()
     stamp = venv / STAMP
-    return venv_python(venv).exists() and stamp.exists() and req.exists() and stamp.read_text().strip() == _digest(req)
+    return (
+        venv_python(venv).exists()
+        and stamp.exists()
+        and req.exists()
+        and stamp.read_text().strip() == _digest(req)
+    )
 
 
 def setup(venv: Path | None = None, req: Path = REQUIREMENTS, force: bool = False) -> Path:

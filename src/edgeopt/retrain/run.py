@@ -36,6 +36,7 @@ DEVICE_KEYS = (
     "rss_before_training_bytes",
     "gpu_max_allocated_bytes",
     "wall_seconds",
+    "param_change",
     "epochs",
     "host",
 )
@@ -64,7 +65,7 @@ def retrain(
         )
     out = Path(out) if out else None
     work = Path(work_dir) if work_dir else (out.with_suffix(".job") if out else Path("retrain-job"))
-    logp = Path(log) if log else work.with_suffix(".log")
+    logp = Path(log) if log else None
     ort_python = None
     if framework == "onnxruntime":
         ort_python = ort_env.python_or_error(section.get("ort_python"))

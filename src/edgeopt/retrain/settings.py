@@ -46,7 +46,10 @@ class RetrainSetting:
         if not isinstance(name, str) or not name:
             raise EdgeoptError("retrain.settings: every setting needs a `name`")
         freeze = d.get("freeze", 0)
-        if not (isinstance(freeze, int) and not isinstance(freeze, bool) and freeze >= 0) and freeze != FREEZE_HEAD:
+        if (
+            not (isinstance(freeze, int) and not isinstance(freeze, bool) and freeze >= 0)
+            and freeze != FREEZE_HEAD
+        ):
             raise EdgeoptError(
                 f"retrain.settings.{name}.freeze: an integer >= 0 or {FREEZE_HEAD!r}, got {freeze!r}"
             )

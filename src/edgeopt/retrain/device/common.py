@@ -19,7 +19,9 @@ def load_job(job_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(job_dir) / "job.json").read_text())
 
 
-def load_split(job_dir: str | Path, name: str, mean: list[float], std: list[float]) -> tuple[np.ndarray, np.ndarray]:
+def load_split(
+    job_dir: str | Path, name: str, mean: list[float], std: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """A uint8 NHWC split as normalised float32 NCHW plus int64 labels (normalised once, up front)."""
     with np.load(Path(job_dir) / f"{name}.npz") as z:
         x, y = z["x"], z["y"].astype(np.int64)
@@ -70,7 +72,13 @@ class EpochTimer:
         self.sync()
         dt = time.perf_counter() - self._t0
         self.epochs.append(
-            {"epoch": len(self.epochs) + 1, "seconds": dt, "images": images, "images_per_second": images / dt, "loss": loss}
+            {
+                "epoch": len(self.epochs) + 1,
+                "seconds": dt,
+                "images": images,
+                "images_per_second": images / dt,
+                "loss": loss,
+            }
         )
 
     def summary(self) -> dict[str, Any]:
@@ -114,3 +122,15 @@ def write_result(job_dir: str | Path, result: dict[str, Any]) -> None:
     tmp = final.with_name(".result.json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, final)
+
+
+def param_change(
+    before: dict[str, np.ndarray], after: dict[str, np.ndarray], frozen: set[str]
+) -> dict[str, float]:
+    """Largest absolute change of frozen and of trained parameters (proves freezing held)."""
+    out = {"frozen_max_abs_change": 0.0, "trainable_max_abs_change": 0.0}
+    for name, b in before.items():
+        d = float(np.max(np.abs(after[name].astype(np.float64) - b))) if b.size else 0.0
+        key = "frozen_max_abs_change" if name in frozen else "trainable_max_abs_change"
+        out[key] = max(out[key], d)
+    return out

@@ -65,6 +65,8 @@ def main(job_dir: str) -> dict[str, Any]:
     xtr, ytr = common.load_split(job_dir, "train", job["mean"], job["std"])
     xte, yte = common.load_split(job_dir, "test", job["mean"], job["std"])
     before = evaluate(module, xte, yte, job["eval_batch_size"])
+    names = [n for n, _ in state.parameters] if job.get("verify_freeze") else []
+    snapshot = {n: np.array(state.parameters[n].data, copy=True) for n in names}
     rss_before = common.current_rss_bytes()
     timer = common.EpochTimer()
     for epoch in range(job["epochs"]):
@@ -80,6 +82,10 @@ def main(job_dir: str) -> dict[str, Any]:
         timer.stop(len(batches) * len(batches[0]), loss_sum / len(batches))
     after = evaluate(module, xte, yte, job["eval_batch_size"])
     n_train = int(module.get_parameters_size(True))
+    changes = None
+    if job.get("verify_freeze"):
+        after_p = {n: np.asarray(state.parameters[n].data) for n in names}
+        changes = common.param_change(snapshot, after_p, set(job["frozen_params"]))
     n_all = int(module.get_parameters_size(False))
     result = {
         "framework": "onnxruntime",
@@ -101,6 +107,7 @@ def main(job_dir: str) -> dict[str, Any]:
         "peak_rss_bytes": common.peak_rss_bytes(),
         "rss_before_training_bytes": rss_before,
         "gpu_max_allocated_bytes": None,
+        "param_change": changes,
         "wall_seconds": time.perf_counter() - t_start,
         "host": common.host_info(),
     }
@@ -112,4 +119,6 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python ort_train.py JOB_DIR")
     r = main(sys.argv[1])
-    print(f"onnxruntime: {r['images_per_second']:.0f} img/s, accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f}")
+    print(
+        f"onnxruntime: {r['images_per_second']:.0f} img/s, accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f}"
+    )

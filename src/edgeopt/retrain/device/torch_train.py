@@ -77,6 +77,11 @@ def main(job_dir: str) -> dict[str, Any]:
     xtr, ytr = common.load_split(job_dir, "train", job["mean"], job["std"])
     xte, yte = common.load_split(job_dir, "test", job["mean"], job["std"])
     before = evaluate(model, xte, yte, dev, job["eval_batch_size"])
+    snapshot = (
+        {n: p.detach().float().cpu().numpy().copy() for n, p in model.named_parameters()}
+        if job.get("verify_freeze")
+        else None
+    )
     opt = torch.optim.AdamW(trainable, lr=job["lr"], weight_decay=job["weight_decay"])
     scaler = torch.amp.GradScaler(dev.type, enabled=amp is torch.float16)
     loss_fn = nn.CrossEntropyLoss()
@@ -108,6 +113,13 @@ def main(job_dir: str) -> dict[str, Any]:
         timer.stop(len(batches) * len(batches[0]), float(loss_acc) / len(batches))
     after = evaluate(model, xte, yte, dev, job["eval_batch_size"])
     n_train = sum(p.numel() for p in trainable)
+    changes = (
+        common.param_change(
+            snapshot, {n: p.detach().float().cpu().numpy() for n, p in model.named_parameters()}, frozen
+        )
+        if snapshot is not None
+        else None
+    )
     result = {
         "framework": "pytorch",
         "runtime_version": torch.__version__,
@@ -128,6 +140,7 @@ def main(job_dir: str) -> dict[str, Any]:
         "peak_rss_bytes": common.peak_rss_bytes(),
         "rss_before_training_bytes": rss_before,
         "gpu_max_allocated_bytes": int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None,
+        "param_change": changes,
         "wall_seconds": time.perf_counter() - t_start,
         "host": common.host_info(),
     }
@@ -139,4 +152,6 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python torch_train.py JOB_DIR")
     r = main(sys.argv[1])
-    print(f"pytorch: {r['images_per_second']:.0f} img/s, accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f}")
+    print(
+        f"pytorch: {r['images_per_second']:.0f} img/s, accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f}"
+    )
