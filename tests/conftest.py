@@ -20,6 +20,7 @@ pytest_plugins: list[str] = [
     # -- issue 4: quantization
     # -- issue 5: conversion
     # -- issue 6: devices + benchmarks
+    "device_fixtures",
     # -- issue 7: on-device retraining
     # -- issue 8: reports
 ]

@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # -- issue 3: sensitivity + pruning (add this stage's commands below this line)
     # -- issue 4: quantization (add this stage's commands below this line)
     # -- issue 5: conversion (add this stage's commands below this line)
+    "convert": ("edgeopt.convert.cli", "convert a model variant to a deployable format and check it against PyTorch"),
     # -- issue 6: devices + benchmarks (add this stage's commands below this line)
+    "check-device": ("edgeopt.devices.cli", "connect to devices and list their Python and runtimes"),
+    "bench": ("edgeopt.bench.run", "benchmark one deployable model on one device (bench_model rule)"),
     # -- issue 7: on-device retraining (add this stage's commands below this line)
     "retrain": ("edgeopt.retrain.cli", "fine-tune a model on a device and measure the cost"),
     "setup-ort-training": ("edgeopt.retrain.ort_env", "create the separate onnxruntime-training venv"),

@@ -48,7 +48,9 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     # -- issue 3: sensitivity + pruning (extend `targets` below this line)
     # -- issue 4: quantization (extend `targets` below this line)
     # -- issue 5: conversion (extend `targets` below this line)
+    targets += convert_targets(config)
     # -- issue 6: devices + benchmarks (extend `targets` below this line)
+    targets += bench_targets(config, planned=set(targets))
     # -- issue 7: on-device retraining (extend `targets` below this line)
     targets += retrain_targets(config)
     # -- issue 8: reports (extend `targets` below this line)
@@ -101,9 +103,153 @@ def deploy_path(model: str, variant: str, fmt: str) -> str:
 # ---------------------------------------------------------------- issue 5: conversion
 # (this stage's planning functions go below this line)
 
+#: TensorRT engines: device-specific, built on the target by the benchmark stage (issue 6) from
+#: `model.onnx` with `edgeopt.harness.tensorrt`; listed here so `convert.formats` can name them.
+FORMATS.update(
+    {
+        "trt-fp32": ("engine", "tensorrt"),
+        "trt-fp16": ("engine", "tensorrt"),
+        "trt-int8": ("engine", "tensorrt"),
+    }
+)
+
+#: formats whose artifacts the conversion rules build on the host (int8 ones belong to quantization)
+CONVERT_FORMATS = ("ort-fp32", "tflite-fp32", "tflite-fp16")
+
+
+def onnx_path(model: str, variant: str) -> str:
+    """The fp32 ONNX export every ONNX-based artifact (ORT, TensorRT, int8 QDQ) starts from."""
+    return f"{RESULTS}/deploy/{model}/{variant}/model.onnx"
+
+
+def device_built_formats(config: dict[str, Any]) -> list[str]:
+    """Chosen formats that are built on the device itself (TensorRT engines), not on the host."""
+    return [f for f in deploy_formats(config) if FORMATS[f][1] == "tensorrt"]
+
+
+def convert_targets(config: dict[str, Any]) -> list[str]:
+    """model.onnx for every variant, plus the conversion-owned formats chosen in `convert.formats`,
+    each with its sidecar JSON."""
+    owned = [f for f in deploy_formats(config) if f in CONVERT_FORMATS]
+    out: list[str] = []
+    for model in model_names(config):
+        for variant in model_variants(config, model):
+            paths = [onnx_path(model, variant)] + [deploy_path(model, variant, f) for f in owned]
+            out += [p for path in paths for p in (path, path + ".json")]
+    return out
+
+
+def convert_params_json(config: dict[str, Any], *keys: str) -> str:
+    """Only the `convert` sub-sections a rule uses, as compact JSON (so editing, say, the TensorRT
+    options does not rerun the TFLite conversions)."""
+    section = config.get("convert", {})
+    return json.dumps({k: section.get(k) for k in keys}, sort_keys=True, separators=(",", ":"))
+
 
 # ---------------------------------------------------------------- issue 6: devices + benchmarks
 # (this stage's planning functions go below this line)
+#: TensorRT formats: engines built on the device from `model.onnx` -> precision
+TRT_FORMATS: dict[str, str] = {"trt-fp32": "fp32", "trt-fp16": "fp16", "trt-int8": "int8"}
+#: bench-section keys that change measurements (the others only choose jobs)
+BENCH_MEASURE_KEYS = (
+    "batch_sizes", "warmup", "runs", "threads", "eval_images", "eval_batch_size", "power_interval_ms", "timeout",
+)  # fmt: skip
+
+
+def format_runtime(fmt: str) -> str:
+    """Runtime a format runs in: onnxruntime, tflite or tensorrt."""
+    from edgeopt.errors import EdgeoptError
+
+    if fmt in TRT_FORMATS:
+        return "tensorrt"
+    if fmt in FORMATS:
+        return FORMATS[fmt][1]
+    raise EdgeoptError(f"config: bench.formats: unknown format {fmt!r} (known: {', '.join([*FORMATS, *TRT_FORMATS])})")
+
+
+def bench_source(model: str, variant: str, fmt: str, config: dict[str, Any] | None = None) -> str:
+    """What a benchmark job sends to the device: the artifact; for TensorRT the ONNX model the engine
+    is built from there (trt-int8: the QDQ `ort-int8.onnx` when it is produced and no calibration
+    cache is configured, else `model.onnx` calibrated on the device)."""
+    if fmt not in TRT_FORMATS:
+        return deploy_path(model, variant, fmt)
+    trt = ((config or {}).get("convert") or {}).get("tensorrt") or {}
+    if fmt == "trt-int8" and config is not None and not trt.get("int8_calibration"):
+        if "ort-int8" in deploy_formats(config):
+            return deploy_path(model, variant, "ort-int8")
+    return onnx_path(model, variant)
+
+
+def device_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Enabled devices -> their settings (`local` always present)."""
+    devices = {k: dict(v or {}) for k, v in (config.get("devices") or {}).items()}
+    devices.setdefault("local", {})
+    return {k: v for k, v in devices.items() if v.get("enabled", True)}
+
+
+def bench_devices(config: dict[str, Any]) -> list[str]:
+    """Devices to benchmark on: `bench.devices`, or every enabled device."""
+    from edgeopt.errors import EdgeoptError
+
+    devices = device_settings(config)
+    chosen = (config.get("bench") or {}).get("devices")
+    if chosen is None:
+        return list(devices)
+    unknown = [d for d in chosen if d not in devices]
+    if unknown:
+        raise EdgeoptError(f"config: bench.devices: {unknown[0]!r} is not an enabled device in `devices`")
+    return list(chosen)
+
+
+def device_runtimes(config: dict[str, Any], device: str) -> list[str]:
+    return list(device_settings(config)[device].get("runtimes") or ["onnxruntime", "tflite"])
+
+
+def bench_formats(config: dict[str, Any], device: str) -> list[str]:
+    """Formats measured on `device`: `bench.formats` (or conversion's + TensorRT's), by the device's runtimes."""
+    bench = config.get("bench") or {}
+    fmts = bench.get("formats")
+    if fmts is None:
+        fmts = deploy_formats(config) + list(bench.get("tensorrt_formats", list(TRT_FORMATS)))
+        fmts = list(dict.fromkeys(fmts))
+    runtimes = device_runtimes(config, device)
+    return [f for f in fmts if format_runtime(f) in runtimes]
+
+
+def bench_path(device: str, model: str, variant: str, fmt: str) -> str:
+    return f"{RESULTS}/bench/{device}/{model}/{variant}/{fmt}.json"
+
+
+def bench_targets(config: dict[str, Any], planned: set[str] | None = None) -> list[str]:
+    """One result per (device, model, variant, format the device can run); with `planned` (the other
+    stages' targets), only formats whose artifact the workflow actually builds."""
+    return [
+        bench_path(d, m, v, f)
+        for d in bench_devices(config)
+        for m in model_names(config)
+        for v in model_variants(config, m)
+        for f in bench_formats(config, d)
+        if planned is None or bench_source(m, v, f, config) in planned
+    ]
+
+
+def device_json(config: dict[str, Any], device: str) -> str:
+    """One device's settings as JSON (a rule param: editing a device reruns only its jobs)."""
+    return json.dumps(device_settings(config)[device], sort_keys=True, separators=(",", ":"))
+
+
+def bench_params_json(config: dict[str, Any], fmt: str | None = None) -> str:
+    """The measurement settings of `bench` as JSON (choosing devices/formats reruns nothing); TensorRT
+    jobs also get `convert.tensorrt` (the engine build options)."""
+    bench = config.get("bench") or {}
+    params = {k: bench[k] for k in BENCH_MEASURE_KEYS if k in bench}
+    if fmt in TRT_FORMATS:
+        params["tensorrt"] = ((config.get("convert") or {}).get("tensorrt")) or {}
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+def bench_is_local(config: dict[str, Any], device: str) -> bool:
+    return not device_settings(config).get(device, {}).get("host")
 
 
 # ---------------------------------------------------------------- issue 7: on-device retraining

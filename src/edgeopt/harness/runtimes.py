@@ -100,7 +100,8 @@ class TFLiteRunner:
     """LiteRT (ai-edge-litert) interpreter, falling back to the legacy tflite-runtime package.
 
     Integer-input models get their input quantized and output dequantized here, so callers
-    always pass float32 and get float logits.
+    always pass float32 and get float logits. Models with a fixed batch (litert-torch exports
+    one) are fed in chunks of that batch, the last one zero-padded, so any number of images works.
     """
 
     name = "tflite"
@@ -111,6 +112,8 @@ class TFLiteRunner:
         self.input = self.interp.get_input_details()[0]
         self.output = self.interp.get_output_details()[0]
         self.batch = int(self.input["shape"][0])
+        signature = self.input.get("shape_signature")
+        self.fixed_batch = signature is None or len(signature) == 0 or int(signature[0]) != -1
 
     def _run_batch(self, x: np.ndarray) -> np.ndarray:
         inp = x
@@ -135,7 +138,25 @@ class TFLiteRunner:
         return out.astype(np.float32)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self._run_batch(np.ascontiguousarray(x, dtype=np.float32))
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not self.fixed_batch or len(x) == self.batch:
+            return self._run_batch(x)
+        outs = []
+        for i in range(0, len(x), self.batch):
+            chunk = x[i : i + self.batch]
+            n = len(chunk)
+            if n < self.batch:
+                chunk = np.concatenate([chunk, np.zeros((self.batch - n, *chunk.shape[1:]), np.float32)])
+            outs.append(self._run_batch(chunk)[:n].copy())
+        return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+
+@register_runtime("tensorrt")
+def _tensorrt_runner(path: str, threads: int = 0, **options: Any) -> Runner:
+    """TensorRTRunner (edgeopt.harness.tensorrt, issue 5), imported only when an engine is run."""
+    from edgeopt.harness.tensorrt import TensorRTRunner
+
+    return TensorRTRunner(path, threads=threads, **options)
 
 
 def preprocess(x_uint8_nhwc: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:

@@ -1,0 +1,182 @@
+"""Benchmarks end to end: the harness on the sshd stand-in board, errors, and the bench_model rule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edgeopt import plan
+from edgeopt.bench.run import bench_model
+from edgeopt.devices import device_from_json, get_device
+from edgeopt.errors import EdgeoptError
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = {"batch_sizes": [1, 4], "warmup": 1, "runs": 5, "threads": 1, "eval_batch_size": 50, "timeout": 300}
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """The tiny trained ResNet-20 exported to ONNX, with a sidecar as conversion writes it."""
+    from edgeopt.convert.onnx_export import export_onnx
+    from edgeopt.models import load_model
+
+    model, meta = load_model(tiny_model)
+    out = tmp_path_factory.mktemp("deploy") / "ort-fp32.onnx"
+    export_onnx(model, out, image_size=meta["image_size"], in_channels=meta.get("in_channels", 3))
+    return out
+
+
+def host_accuracy(onnx: Path, data: Path) -> float:
+    from edgeopt.harness.runtimes import evaluate, load_runner
+
+    meta = json.loads((data / "meta.json").read_text())
+    with np.load(data / "test.npz") as z:
+        return evaluate(
+            load_runner("onnxruntime", str(onnx), threads=1), z["x"], z["y"], meta["mean"], meta["std"]
+        )["accuracy"]
+
+
+def test_bench_over_ssh_on_runtime_only_board(
+    ssh_device_settings, tiny_onnx, tiny_data, tmp_path: Path
+) -> None:
+    dev = device_from_json("board", ssh_device_settings)
+    out = tmp_path / "bench" / "board.json"
+    rec = bench_model(dev, PARAMS, "resnet20", "baseline", "ort-fp32", tiny_onnx, tiny_data, out)
+    saved = json.loads(out.read_text())
+    assert saved["accuracy"] == rec["accuracy"] == pytest.approx(host_accuracy(tiny_onnx, tiny_data))
+    assert saved["eval_images"] == 100 and saved["device"] == "board" and saved["runtime"] == "onnxruntime"
+    assert [b["batch_size"] for b in saved["batches"]] == [1, 4]
+    for b in saved["batches"]:
+        lat = b["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"] and b["runs"] == 5
+        assert b["throughput_ips"] == pytest.approx(b["batch_size"] * 1000 / lat["mean"])
+    assert saved["peak_rss_bytes"] > saved["rss_baseline_bytes"] > 0
+    assert saved["runtime_info"]["version"] and saved["system"]["cpu"]["model"]
+    assert saved["system"]["python"] and saved["provenance"]["config"]["device"]["host"] == "127.0.0.1"
+    assert "energy" in saved["batches"][0] and saved["power_source"]["detail"]
+    # the board's interpreter really is the runtime-only venv (no torch there)
+    assert "edgeopt-device-venv" in ssh_device_settings["python"]
+    # same model and data again: nothing re-sent
+    rec2 = bench_model(dev, PARAMS, "resnet20", "baseline", "ort-fp32", tiny_onnx, tiny_data, out)
+    assert rec["transfer"]["sent_bytes"] > 0 and rec2["transfer"]["sent_files"] == []
+
+
+def test_missing_runtime_on_device_is_one_line(
+    ssh_device_settings, tiny_onnx, tiny_data, tmp_path: Path
+) -> None:
+    settings = dict(ssh_device_settings, runtimes=["onnxruntime", "tensorrt"])
+    dev = device_from_json("board", settings)
+    with pytest.raises(EdgeoptError) as err:
+        bench_model(
+            dev, PARAMS, "resnet20", "baseline", "trt-fp16", tiny_onnx, tiny_data, tmp_path / "x.json"
+        )
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("device board (") and "tensorrt" in msg
+    assert not (tmp_path / "x.json").exists()
+    with pytest.raises(
+        EdgeoptError, match=r"format tflite-fp32 needs tflite, not in devices\.board\.runtimes"
+    ):
+        bench_model(
+            dev, PARAMS, "resnet20", "baseline", "tflite-fp32", tiny_onnx, tiny_data, tmp_path / "y.json"
+        )
+
+
+def test_bench_on_local_device(tiny_onnx, tiny_data, tmp_path: Path) -> None:
+    rec = bench_model(
+        get_device({}, "local"),
+        PARAMS,
+        "resnet20",
+        "baseline",
+        "ort-fp32",
+        tiny_onnx,
+        tiny_data,
+        tmp_path / "l.json",
+    )
+    assert (
+        rec["accuracy"] == pytest.approx(host_accuracy(tiny_onnx, tiny_data))
+        and rec["transfer"]["sent_files"] == []
+    )
+
+
+def test_plan_filters_formats_by_device_runtimes() -> None:
+    config = {
+        "models": ["resnet20"],
+        "convert": {"formats": ["ort-fp32", "tflite-int8"]},
+        "devices": {
+            "local": {},
+            "jetson": {"host": "j", "runtimes": ["onnxruntime", "tensorrt"]},
+            "off": {"host": "o", "enabled": False},
+        },
+        "bench": {"devices": None, "tensorrt_formats": ["trt-fp16"]},
+    }
+    targets = plan.bench_targets(config)
+    assert targets == [
+        "results/bench/local/resnet20/baseline/ort-fp32.json",
+        "results/bench/local/resnet20/baseline/tflite-int8.json",
+        "results/bench/jetson/resnet20/baseline/ort-fp32.json",
+        "results/bench/jetson/resnet20/baseline/trt-fp16.json",
+    ]
+    assert (
+        plan.bench_source("resnet20", "baseline", "trt-fp16") == "results/deploy/resnet20/baseline/model.onnx"
+    )
+    assert plan.bench_targets(dict(config, bench={"devices": ["jetson"], "formats": ["trt-fp16"]})) == [
+        targets[-1]
+    ]
+    with pytest.raises(EdgeoptError, match=r"bench\.devices: 'off'"):
+        plan.bench_targets(dict(config, bench={"devices": ["off"]}))
+
+
+@pytest.mark.slow
+def test_rule_runs_per_device_and_a_down_device_fails_only_its_jobs(
+    sshd_server, ssh_device_settings, tiny_onnx, tiny_data, tmp_path: Path
+) -> None:
+    """Real snakemake: local + SSH board succeed, a board whose port is closed fails alone with one line."""
+    from device_fixtures import free_port
+
+    work = tmp_path / "wf"
+    data = work / "results" / "data" / "cifar10-tiny"
+    shutil.copytree(tiny_data, data)
+    deploy = work / plan.deploy_path("resnet20", "baseline", "ort-fp32")
+    deploy.parent.mkdir(parents=True)
+    shutil.copyfile(tiny_onnx, deploy)
+    cfg = {
+        "dataset": {"name": "cifar10-tiny"},
+        "models": ["resnet20"],
+        "devices": {
+            "local": {},
+            "board": ssh_device_settings,
+            "down": sshd_server.device_settings(port=free_port(), python=ssh_device_settings["python"]),
+        },
+        "bench": {
+            "batch_sizes": [1],
+            "warmup": 1,
+            "runs": 3,
+            "threads": 1,
+            "retries": 0,
+            "eval_batch_size": 50,
+        },
+    }
+    (work / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    targets = [plan.bench_path(d, "resnet20", "baseline", "ort-fp32") for d in ("local", "board", "down")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(work), "--cores", "2", *targets,
+         "--configfile", str(ROOT / "config" / "tiny.yaml"), str(work / "cfg.yaml"), "--keep-going",
+         "--allowed-rules", "bench_model"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert (work / targets[0]).exists() and (work / targets[1]).exists(), proc.stderr[-3000:]
+    assert not (work / targets[2]).exists()
+    down_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgeopt bench: error: device down")]
+    assert len(down_lines) == 1 and "unreachable" in down_lines[0] and "Connection refused" in down_lines[0]
+    board = json.loads((work / targets[1]).read_text())
+    assert board["device"] == "board" and board["accuracy"] >= 0
+    log = work / "results/logs/bench_model/down/resnet20/baseline/ort-fp32.log"
+    assert log.read_text().strip().splitlines()[-1] == down_lines[0]

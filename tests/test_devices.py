@@ -1,0 +1,184 @@
+"""edgeopt.devices over a real sshd on 127.0.0.1: quoting, content-hashed store, errors, local device."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from device_fixtures import free_port
+
+from edgeopt.devices import (
+    File,
+    HostKeyError,
+    LocalDevice,
+    Output,
+    RemoteCommandError,
+    SshDevice,
+    UnreachableError,
+    device_from_json,
+    get_device,
+    load_devices,
+)
+from edgeopt.devices.config import device_from_settings
+from edgeopt.errors import EdgeoptError
+
+NASTY = ["a b", "it's", '"dq"', "$(touch /tmp/edgeopt-pwned)", "`id`", "x;rm -rf ~", "*", "~", "\\n"]
+
+
+def test_config_defaults_and_errors(tmp_path: Path) -> None:
+    devices = load_devices({"devices": {"pi": {"host": "pi5", "runtimes": ["onnxruntime"]}}})
+    assert isinstance(devices["local"], LocalDevice) and isinstance(devices["pi"], SshDevice)
+    assert devices["pi"].config.workdir == ".cache/edgeopt-device"
+    assert (
+        device_from_settings("j", {"host": "j", "workdir": "~/bench", "python": "~/v/bin/python"}).python
+        == "v/bin/python"
+    )
+    with pytest.raises(EdgeoptError, match=r"devices\.pi\.hots: unknown key"):
+        load_devices({"devices": {"pi": {"hots": "x"}}})
+    with pytest.raises(EdgeoptError, match=r"devices\.pi\.runtimes: 'openvino'"):
+        load_devices({"devices": {"pi": {"host": "x", "runtimes": ["openvino"]}}})
+    with pytest.raises(EdgeoptError, match=r"devices\.pi\.identity_file: .* not found"):
+        load_devices({"devices": {"pi": {"host": "x", "identity_file": str(tmp_path / "nope")}}})
+    with pytest.raises(EdgeoptError, match=r"devices\.pi\.host: '-oProxyCommand=x' is not a host"):
+        load_devices({"devices": {"pi": {"host": "-oProxyCommand=x"}}})
+    with pytest.raises(EdgeoptError, match=r"devices\.nope: no such"):
+        get_device({}, "nope")
+    assert "disabled" not in load_devices({"devices": {"disabled": {"host": "x", "enabled": False}}})
+
+
+def test_ssh_argv_verifies_host_keys_and_quotes_remote_words(tmp_path: Path) -> None:
+    key = tmp_path / "id"
+    key.write_text("k")
+    dev = device_from_json(
+        "j", json.dumps({"host": "jetson", "port": 2222, "user": "nv", "identity_file": str(key)})
+    )
+    argv = dev.ssh_argv(["python3", "-c", "print('hi there')"])
+    assert argv[0] == "ssh" and "StrictHostKeyChecking=yes" in argv and "BatchMode=yes" in argv
+    assert not any("StrictHostKeyChecking=no" in a for a in argv)
+    assert argv[-2:] == ["jetson", "python3 -c 'print('\"'\"'hi there'\"'\"')'"]
+    assert ["-i", str(key)] == argv[argv.index("-i") : argv.index("-i") + 2]
+
+
+def test_remote_argv_arrives_verbatim(sshd_server, device_python) -> None:
+    dev = device_from_json("board", sshd_server.device_settings(python=str(device_python)))
+    Path("/tmp/edgeopt-pwned").unlink(missing_ok=True)
+    proc = dev.run([dev.python, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))", *NASTY])
+    assert json.loads(proc.stdout) == NASTY
+    assert not Path("/tmp/edgeopt-pwned").exists()
+
+
+def test_store_sends_each_content_once_and_runs_module(sshd_server, device_python, tmp_path: Path) -> None:
+    dev = device_from_json(
+        "board", sshd_server.device_settings(python=str(device_python), workdir=str(tmp_path / "wd"))
+    )
+    a = tmp_path / "model.onnx"
+    a.write_bytes(b"x" * 5000)
+    first = dev.put([a])
+    assert dev.last_sent == [str(a)]
+    remote = first[str(a)]
+    assert remote.startswith(str(tmp_path / "wd" / "store")) and remote.endswith(".onnx")
+    assert Path(remote).read_bytes() == a.read_bytes()  # same machine: the 'device' filesystem is visible
+    dev.put([a])
+    assert dev.last_sent == []  # unchanged: not re-sent
+    a.write_bytes(b"y" * 5000)
+    assert dev.put([a])[str(a)] != remote and dev.last_sent == [str(a)]
+
+    res = dev.run_module(
+        "edgeopt.harness.sysinfo", ["--out", Output("info.json")], fetch_to=tmp_path / "back"
+    )
+    info = json.loads(res.outputs["info.json"].read_text())
+    assert info["system"]["python"] and "torch" not in info["modules"] and "numpy" in info["modules"]
+    assert not any((tmp_path / "wd" / "runs").iterdir())  # run folder cleaned up
+    code_dirs = list((tmp_path / "wd" / "code").iterdir())
+    assert len(code_dirs) == 1 and (code_dirs[0] / "edgeopt" / "harness" / "sysinfo.py").exists()
+    assert not (code_dirs[0] / "edgeopt" / "devices").exists()  # only the shipped package reaches the device
+
+    with pytest.raises(
+        RemoteCommandError,
+        match=r"device board .*python -m edgeopt\.harness\.nosuch failed \(exit 1\): .*No module named",
+    ):
+        dev.run_module("edgeopt.harness.nosuch", [File(a)])
+
+
+def test_scp_transfer_and_ssh_config_alias(sshd_server, device_python, tmp_path: Path) -> None:
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(
+        f"Host edgeopt-board\n  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User {sshd_server.user}\n"
+        f"  IdentityFile {sshd_server.identity_file}\n  UserKnownHostsFile {sshd_server.known_hosts}\n"
+    )
+    dev = device_from_json(
+        "alias",
+        {
+            "host": "edgeopt-board",
+            "ssh_config": str(cfg),
+            "python": str(device_python),
+            "workdir": str(tmp_path / "wd"),
+            "transfer": "scp",
+        },
+    )
+    f = tmp_path / "arr.npz"
+    f.write_bytes(b"z" * 100)
+    remote = dev.put([f])[str(f)]
+    assert Path(remote).read_bytes() == b"z" * 100 and dev.last_sent == [str(f)]
+    dev.put([f])
+    assert dev.last_sent == []
+    res = dev.run_module("edgeopt.harness.sysinfo", ["--out", Output("i.json")], fetch_to=tmp_path / "b")
+    assert json.loads(res.outputs["i.json"].read_text())["system"]["python"]
+
+
+def test_wrong_host_key_is_a_clear_error(sshd_server) -> None:
+    dev = device_from_json(
+        "board", sshd_server.device_settings(known_hosts=str(sshd_server.wrong_known_hosts))
+    )
+    with pytest.raises(HostKeyError) as err:
+        dev.run(["true"])
+    msg = str(err.value)
+    assert "\n" not in msg and "device board" in msg and "host key verification failed" in msg
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in msg
+
+
+def test_unknown_host_key_is_refused_not_added(sshd_server, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    dev = device_from_json("board", sshd_server.device_settings(known_hosts=str(empty)))
+    with pytest.raises(HostKeyError, match="host key verification failed"):
+        dev.run(["true"])
+    assert empty.read_text() == ""
+
+
+def test_device_down_is_one_line_and_retried(sshd_server) -> None:
+    dev = device_from_json("down", sshd_server.device_settings(port=free_port(), retries=1))
+    t0 = time.monotonic()
+    with pytest.raises(UnreachableError) as err:
+        dev.run(["true"])
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith("device down (") and "Connection refused" in str(err.value)
+    assert time.monotonic() - t0 >= 2.0  # one retry after a 2 s pause
+
+
+def test_local_device_runs_harness_without_torch(tmp_path: Path) -> None:
+    dev = get_device({}, "local")
+    res = dev.run_module("edgeopt.harness.sysinfo", ["--out", Output("i.json")], fetch_to=tmp_path)
+    assert "torch" not in json.loads(res.outputs["i.json"].read_text())["modules"]
+    info = dev.check()
+    assert info["runtimes"]["onnxruntime"] and info["missing_runtimes"] == []
+
+
+def test_cli_check_device_reports_missing_runtime(sshd_server, device_python, tmp_path: Path) -> None:
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    board = sshd_server.device_settings(python=str(device_python), runtimes=["onnxruntime", "tensorrt"])
+    cfg.write_text(yaml.safe_dump({"devices": {"board": board}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeopt", "check-device", "--configfile", str(cfg), "board"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "board: python" in proc.stdout and "missing runtimes: tensorrt" in proc.stdout
