@@ -156,8 +156,23 @@ def test_every_registry_model_ships_as_fx_graph(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- real retraining on the local device
 
 
-def check_metrics(m: dict, framework: str, setting: str) -> None:
-    assert m["framework"] == framework and m["setting"] == setting and m["device"] == "local"
+def torch_accuracy(model_file: Path, data: Path, n: int) -> float:
+    """Reference: the model's fp32 accuracy on the first `n` test images, computed here in PyTorch."""
+    import numpy as np
+
+    from edgeopt.data import load_meta, load_split
+
+    model = torch.load(model_file, weights_only=False)["model"].eval()
+    meta, test = load_meta(data), load_split(data, "test")
+    x = torch.from_numpy(test.x[:n]).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(meta["mean"]).view(1, -1, 1, 1)) / torch.tensor(meta["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        pred = model(x).argmax(1).numpy()
+    return float(np.mean(pred == test.y[:n]))
+
+
+def check_metrics(m: dict, framework: str, setting: str, device: str = "local") -> None:
+    assert m["framework"] == framework and m["setting"] == setting and m["device"] == device
     assert m["provenance"]["git_commit"] and m["provenance"]["config"]["epochs"] == 1
     assert m["provenance"]["device_side"]["python"]
     assert 0 <= m["accuracy_before"] <= 1 and 0 <= m["accuracy_after"] <= 1
@@ -180,6 +195,7 @@ def test_pytorch_retrain_local_freezes_what_it_says(
     assert json.loads(out.read_text())["setting"] == "f4"
     assert not out.with_suffix(".job").exists()  # job folder removed unless keep_job
     check_metrics(m, "pytorch", "f4")
+    assert m["accuracy_before"] == pytest.approx(torch_accuracy(tiny_model, tiny_data, 40))
     assert m["frozen_layers"] == 4 and m["frozen_params"] > 0
     assert m["param_change"]["frozen_max_abs_change"] == 0.0
     assert m["param_change"]["trainable_max_abs_change"] > 0.0
@@ -212,6 +228,8 @@ def test_ort_retrain_local_freezes_what_it_says(tiny_model: Path, tiny_data: Pat
     m = retrain(tiny_model, tiny_data, "onnxruntime", "f4", sec, out=out, model="resnet20")
     check_metrics(m, "onnxruntime", "f4")
     assert m["runtime_version"] == "1.19.2" and m["precision"] == "fp32"
+    # the exported eval graph is the trained model: same accuracy as PyTorch on the same images
+    assert m["accuracy_before"] == pytest.approx(torch_accuracy(tiny_model, tiny_data, 40))
     assert m["param_change"]["frozen_max_abs_change"] == 0.0
     assert m["param_change"]["trainable_max_abs_change"] > 0.0
     job = out.with_suffix(".job")
@@ -259,3 +277,52 @@ def test_cli_errors_are_one_line(tiny_model: Path, tiny_data: Path, tmp_path: Pa
         )  # fmt: skip
         assert proc.returncode == 2, proc.stderr
         assert msg in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- over SSH (a real sshd on loopback)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["pytorch", "onnxruntime"])
+def test_retrain_over_ssh(
+    framework: str, sshd_server, tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The job's files and the device package travel through the devices transport and run over ssh.
+
+    The board's python is the ORT training env (onnxruntime-training + numpy, no torch) for
+    onnxruntime, and a python with torch for pytorch; nothing of edgeopt but the shipped package.
+    """
+    from edgeopt.retrain.run import retrain
+
+    if framework == "onnxruntime" and not ort_env.venv_python().exists():
+        pytest.skip(f"no ORT training env at {ort_env.venv_dir()} (python -m edgeopt setup-ort-training)")
+    board = sshd_server.device_settings()
+    python = str(ort_env.venv_python()) if framework == "onnxruntime" else sys.executable
+    sec = tiny_section(device_python={"board": {framework: python}})
+    m = retrain(tiny_model, tiny_data, framework, "f4", sec, device="board", out=tmp_path / "r.json",
+                device_cfg=board, log=tmp_path / "r.log")  # fmt: skip
+    check_metrics(m, framework, "f4", device="board")
+    assert m["param_change"]["frozen_max_abs_change"] == 0.0
+    assert m["param_change"]["trainable_max_abs_change"] > 0.0
+    log = (tmp_path / "r.log").read_text()
+    assert f"[board] {python} -m edgeopt.retrain.device." in log
+    # the files went into the board's content-hashed store, not used in place
+    store = Path(board["workdir"]) / "store"
+    assert store.is_dir() and any(store.iterdir())
+
+
+def test_unreachable_board_is_one_line(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    from edgeopt.retrain.run import retrain
+
+    board = {
+        "host": "127.0.0.1",
+        "port": 9,
+        "connect_timeout": 2,
+        "retries": 0,
+        "known_hosts": str(tmp_path / "kh"),
+    }
+    (tmp_path / "kh").write_text("")
+    with pytest.raises(EdgeoptError) as exc:
+        retrain(tiny_model, tiny_data, "pytorch", "f4", tiny_section(), device="board", out=tmp_path / "r.json",
+                device_cfg=board)  # fmt: skip
+    assert "board" in str(exc.value) and "\n" not in str(exc.value)

@@ -268,7 +268,7 @@ def retrain_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     sec = config.get("retrain") or {}
     if not sec.get("enabled", True):
         return []
-    known = {"local", *(config.get("devices") or {})}
+    known = set(device_settings(config))
     for dev in sec.get("devices", ["local"]):
         if dev not in known:
             raise EdgeoptError(f"retrain.devices: {dev!r} is not `local` nor a `devices:` entry")
@@ -299,11 +299,6 @@ def retrain_model_path(config: dict[str, Any], model: str) -> str:
     variant = (config.get("retrain") or {}).get("variant", "baseline")
     return f"{RESULTS}/models/{model}/{variant}/model.pt"
 
-
-def retrain_device_json(config: dict[str, Any], device: str) -> str:
-    """The device's `devices:` entry as JSON (empty for `local`), passed to `edgeopt retrain`."""
-    entry = (config.get("devices") or {}).get(device) or {}
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- issue 8: reports

@@ -27,7 +27,7 @@ rule retrain_model:
     threads: workflow.cores
     params:
         cfg=plan.section_json(config, "retrain"),
-        dev=lambda w: plan.retrain_device_json(config, w.device),
+        dev=lambda w: plan.device_json(config, w.device),
         variant=config["retrain"]["variant"],
         data=lambda w, input: Path(input.meta).parent,
     shell:

@@ -7,6 +7,7 @@ onnxruntime-training's `artifacts.generate_artifacts` from a training-mode ONNX 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -25,7 +26,6 @@ from edgeopt.retrain.layers import FreezePlan, freeze_plan
 from edgeopt.retrain.settings import RetrainSetting
 
 DEVICE_DIR = Path(device_pkg.__file__).resolve().parent
-SCRIPTS = {"pytorch": "torch_train.py", "onnxruntime": "ort_train.py"}
 
 
 def _save_npz(path: Path, x: np.ndarray, y: np.ndarray) -> None:
@@ -65,10 +65,15 @@ def export_training_onnx(
     Frozen normalisation layers are exported in inference mode (TrainingMode.PRESERVE keeps each
     module's mode), the others with batch statistics, as PyTorch trains them.
     """
-    model = model.to("cpu").train()
+    model = copy.deepcopy(model).to("cpu").train()
+    frozen = set(plan.frozen_modules)
     for name, mod in model.named_modules():
-        if name in set(plan.frozen_modules):
+        if name in frozen:
             mod.eval()
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            # tracing runs a forward pass: in training mode it would fold the random example's
+            # batch statistics into the running statistics that get exported
+            mod.momentum = 0.0
     x = torch.randn(2, in_channels, image_size, image_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -85,7 +90,6 @@ def export_training_onnx(
             do_constant_folding=False,
             export_params=True,
         )
-    model.eval()
 
 
 def generate_ort_artifacts(
@@ -177,10 +181,6 @@ def build_job(
         "verify_freeze": bool(params.get("verify_freeze", False)),
     }
     (job / "job.json").write_text(json.dumps(spec, indent=1))
-    code = job / "code"
-    code.mkdir()
-    for f in device_pkg.FILES[framework]:
-        shutil.copy2(DEVICE_DIR / f, code / f)
     return {
         "arch": meta.get("arch"),
         "frozen_layers": plan.frozen_layers,

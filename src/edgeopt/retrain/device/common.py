@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -14,16 +15,25 @@ from typing import Any
 import numpy as np
 
 
-def load_job(job_dir: str | Path) -> dict[str, Any]:
+def parse_args(argv: list[str] | None, files: tuple[str, ...], doc: str | None) -> argparse.Namespace:
+    """`--job`, `--train`, `--test`, `--out` and the framework's model files, each a path on the device.
+
+    Files arrive one by one in the device's content-hashed store, so every input is named explicitly.
+    """
+    p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    for name in ("job", "train", "test", "out", *files):
+        p.add_argument(f"--{name.replace('_', '-')}", required=True)
+    return p.parse_args(argv)
+
+
+def load_job(path: str | Path) -> dict[str, Any]:
     """The job description written by the host (`job.json`)."""
-    return json.loads((Path(job_dir) / "job.json").read_text())
+    return json.loads(Path(path).read_text())
 
 
-def load_split(
-    job_dir: str | Path, name: str, mean: list[float], std: list[float]
-) -> tuple[np.ndarray, np.ndarray]:
+def load_split(path: str | Path, mean: list[float], std: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """A uint8 NHWC split as normalised float32 NCHW plus int64 labels (normalised once, up front)."""
-    with np.load(Path(job_dir) / f"{name}.npz") as z:
+    with np.load(path) as z:
         x, y = z["x"], z["y"].astype(np.int64)
     if x.ndim == 3:
         x = x[..., None]
@@ -116,10 +126,10 @@ def host_info() -> dict[str, Any]:
     }
 
 
-def write_result(job_dir: str | Path, result: dict[str, Any]) -> None:
-    """Write result.json atomically (temp + rename) so the host never reads half a file."""
-    final = Path(job_dir) / "result.json"
-    tmp = final.with_name(".result.json.tmp")
+def write_result(path: str | Path, result: dict[str, Any]) -> None:
+    """Write the result JSON atomically (temp + rename) so the host never reads half a file."""
+    final = Path(path)
+    tmp = final.with_name("." + final.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, final)
 

@@ -1,16 +1,14 @@
 """Device side: fine-tune with ONNX Runtime on-device training (onnxruntime-training + numpy only).
 
-Usage: python ort_train.py JOB_DIR. JOB_DIR holds job.json, train.npz, test.npz and the
-artifacts from `generate_artifacts`: training_model.onnx, eval_model.onnx,
-optimizer_model.onnx, checkpoint. ORT training runs fp32 here (the CPU package has no
+Usage: python -m edgeopt.retrain.device.ort_train --job job.json --train train.npz --test test.npz
+--training-model F --eval-model F --optimizer-model F --checkpoint F --out result.json, the four
+artifacts being those `generate_artifacts` wrote. ORT training runs fp32 here (the CPU package has no
 mixed-precision training kernels), on the CPU provider unless CUDA is available to it.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +36,13 @@ def evaluate(module: Any, x: np.ndarray, y: np.ndarray, bs: int) -> dict[str, fl
     return {"accuracy": correct / n, "loss": loss_sum / n}
 
 
-def main(job_dir: str) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
+    args = common.parse_args(argv, ("training_model", "eval_model", "optimizer_model", "checkpoint"), __doc__)
     import onnxruntime as ort
 
     api = ort_api.api()
-    job = common.load_job(job_dir)
-    d = Path(job_dir)
+    job = common.load_job(args.job)
     if job["precision"] != "fp32":
         raise SystemExit(f"onnxruntime training runs fp32 only here, got precision {job['precision']!r}")
     providers = ort.get_available_providers()
@@ -56,14 +54,12 @@ def main(job_dir: str) -> dict[str, Any]:
     if job.get("threads"):
         opts.intra_op_num_threads = int(job["threads"])
     np.random.seed(job["seed"])
-    state = api.CheckpointState.load_checkpoint(str(d / "checkpoint"))
-    module = api.Module(
-        str(d / "training_model.onnx"), state, str(d / "eval_model.onnx"), device=device, session_options=opts
-    )
-    optimizer = api.Optimizer(str(d / "optimizer_model.onnx"), module)
+    state = api.CheckpointState.load_checkpoint(args.checkpoint)
+    module = api.Module(args.training_model, state, args.eval_model, device=device, session_options=opts)
+    optimizer = api.Optimizer(args.optimizer_model, module)
     optimizer.set_learning_rate(job["lr"])
-    xtr, ytr = common.load_split(job_dir, "train", job["mean"], job["std"])
-    xte, yte = common.load_split(job_dir, "test", job["mean"], job["std"])
+    xtr, ytr = common.load_split(args.train, job["mean"], job["std"])
+    xte, yte = common.load_split(args.test, job["mean"], job["std"])
     before = evaluate(module, xte, yte, job["eval_batch_size"])
     names = [n for n, _ in state.parameters] if job.get("verify_freeze") else []
     snapshot = {n: np.array(state.parameters[n].data, copy=True) for n in names}
@@ -111,14 +107,12 @@ def main(job_dir: str) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - t_start,
         "host": common.host_info(),
     }
-    common.write_result(job_dir, result)
+    common.write_result(args.out, result)
     return result
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python ort_train.py JOB_DIR")
-    r = main(sys.argv[1])
+    r = main()
     print(
         f"onnxruntime: {r['images_per_second']:.0f} img/s, accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f}"
     )

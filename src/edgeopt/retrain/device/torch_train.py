@@ -1,14 +1,13 @@
 """Device side: fine-tune a model with PyTorch and measure the cost (needs torch + numpy only).
 
-Usage: python torch_train.py JOB_DIR. JOB_DIR holds job.json, train.npz, test.npz and model.pt
-(a torch.fx GraphModule: it unpickles with torch alone, no model code on the device).
+Usage: python -m edgeopt.retrain.device.torch_train --job job.json --train train.npz --test test.npz
+--model model.pt --out result.json. The model is a torch.fx GraphModule: it unpickles with torch alone,
+so no model code (edgeopt, torchvision) is needed on the device.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,15 +53,16 @@ def set_train_mode(model: nn.Module, frozen_modules: set[str]) -> None:
             mod.eval()
 
 
-def main(job_dir: str) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
-    job = common.load_job(job_dir)
+    args = common.parse_args(argv, ("model",), __doc__)
+    job = common.load_job(args.job)
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
     torch.manual_seed(job["seed"])
     dev = pick_device(job.get("device", "auto"))
     amp = AMP_DTYPES[job["precision"]]
-    model: nn.Module = torch.load(Path(job_dir) / "model.pt", map_location=dev, weights_only=False)
+    model: nn.Module = torch.load(args.model, map_location=dev, weights_only=False)
     model.to(dev)
     if job.get("channels_last", True):
         model.to(memory_format=torch.channels_last)
@@ -74,8 +74,8 @@ def main(job_dir: str) -> dict[str, Any]:
             trainable.append(p)
     if not trainable:
         raise SystemExit("every parameter is frozen: nothing to train")
-    xtr, ytr = common.load_split(job_dir, "train", job["mean"], job["std"])
-    xte, yte = common.load_split(job_dir, "test", job["mean"], job["std"])
+    xtr, ytr = common.load_split(args.train, job["mean"], job["std"])
+    xte, yte = common.load_split(args.test, job["mean"], job["std"])
     before = evaluate(model, xte, yte, dev, job["eval_batch_size"])
     snapshot = (
         {n: p.detach().float().cpu().numpy().copy() for n, p in model.named_parameters()}
@@ -144,14 +144,12 @@ def main(job_dir: str) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - t_start,
         "host": common.host_info(),
     }
-    common.write_result(job_dir, result)
+    common.write_result(args.out, result)
     return result
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python torch_train.py JOB_DIR")
-    r = main(sys.argv[1])
+    r = main()
     print(
         f"pytorch: {r['images_per_second']:.0f} img/s, accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f}"
     )
