@@ -94,9 +94,16 @@ def retrain(
         **{k: res.get(k) for k in DEVICE_KEYS},
         "job_bytes": host["job_bytes"],
         "prepare_seconds": host["prepare_seconds"],
-        "provenance": provenance(section, res.get("torch_device")),
+        "provenance": provenance(section),
     }
-    metrics["provenance"]["device_side"] = res.get("host")
+    # the host block describes where the workflow ran; the training ran on the device
+    metrics["provenance"]["device_side"] = {
+        **(res.get("host") or {}),
+        "device": device,
+        "torch_device": res.get("torch_device"),
+        "gpu": res.get("gpu"),
+        "framework_version": res.get("runtime_version"),
+    }
     if out is not None:
         write_json(out, metrics)
         if not section.get("keep_job", False):
