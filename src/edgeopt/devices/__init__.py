@@ -21,7 +21,8 @@ API (for the bench stage and on-device retraining)::
     dev.run(["nvpmodel", "-q"], timeout=30, check=True)   # argv run on the device -> CompletedProcess
     dev.put([path, ...]) -> {local: device_path}          # only missing files are sent (dev.last_sent)
     dev.ship_code(packages) -> device PYTHONPATH entry
-    dev.fetch(device_path, local_path)                    # SshDevice only (LocalDevice: files are local)
+    dev.fetch(device_path, local_path)                    # one file back (atomic); local: a copy
+    dev.close()                                           # end the multiplexed ssh connection (also at exit)
     dev.check() -> {"python", "machine", "platform", "runtimes": {...}, "missing_runtimes": [...]}
     dev.config                                            # DeviceConfig: runtimes, threads, power, ...
     dev.python                                            # the device's interpreter
@@ -33,7 +34,12 @@ Errors are `DeviceError` subclasses of `EdgeoptError` (one line naming the devic
 Only the shipped packages exist on the device: a module run there must import nothing of
 edgeopt outside them (and so no torch unless the device has it and you import it yourself).
 The local device runs the same way (private copy of the code, subprocess with `dev.python`)
-and uses files where they are.
+and uses files where they are. Remote commands start in the remote home folder (relative
+`workdir`/`python` settings are relative to it); local ones in the caller's folder.
+`run_module(..., check=False)` returns failures instead of raising; `env={...}` adds variables.
+
+Tests: `tests/device_fixtures.py` (a pytest plugin) gives `sshd_server` (a real sshd on 127.0.0.1;
+`.device_settings(**overrides)`), `device_python` (runtime-only venv) and `ssh_device_settings`.
 """
 
 from __future__ import annotations

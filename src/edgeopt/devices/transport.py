@@ -9,6 +9,7 @@ unchanged model or dataset is never sent twice.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
@@ -165,6 +166,15 @@ class Device:
     def python(self) -> str:
         raise NotImplementedError
 
+    def _stage(
+        self, files: list[str | os.PathLike[str]], packages: Iterable[str]
+    ) -> tuple[dict[str, str], str, str]:
+        """Send files and code, make a run folder: (device paths of files, PYTHONPATH entry, run folder)."""
+        remote_files = self.put(files) if files else {}
+        if not files:
+            self.last_sent = []
+        return remote_files, self.ship_code(packages), self._prepare_run_dir()
+
     # -- shared
     def run_module(
         self,
@@ -184,10 +194,8 @@ class Device:
         """
         t0 = time.perf_counter()
         files = [a.path for a in args if isinstance(a, File)]
-        remote_files = self.put(files) if files else {}
+        remote_files, code, run_dir = self._stage(files, packages)
         sent = list(getattr(self, "last_sent", []))
-        code = self.ship_code(packages)
-        run_dir = self._prepare_run_dir()
         argv: list[str] = []
         outputs: list[str] = []
         for a in args:
@@ -237,7 +245,11 @@ class Device:
             " ('tflite-runtime', 'tflite_runtime.interpreter', 'tflite-runtime'),"
             " ('tensorrt', 'tensorrt', 'tensorrt'), ('pytorch', 'torch', 'torch')]:\n"
             "    try:\n"
-            "        m = __import__(mod, fromlist=['_'])\n"
+            "        if name == 'pytorch':  # importing torch takes seconds: finding it is enough\n"
+            "            import importlib.util\n"
+            "            m = importlib.util.find_spec(mod) or __import__('no such module torch')\n"
+            "        else:\n"
+            "            m = __import__(mod, fromlist=['_'])\n"
             "    except Exception:\n"
             "        out['runtimes'][name] = None\n"
             "        continue\n"
@@ -328,6 +340,22 @@ class LocalDevice(Device):
     def _prepare_run_dir(self) -> str:
         return tempfile.mkdtemp(prefix=f"edgeopt-run-{self.name}-")
 
+    def fetch(self, remote: str, local: str | os.PathLike[str]) -> Path:
+        """Copy a file of this machine to `local` (atomically), as `SshDevice.fetch` does over SSH."""
+        local = Path(local)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.part")
+        try:
+            shutil.copyfile(remote, tmp)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DeviceError(f"device {self.config.label}: fetching {remote} failed: {exc.strerror}") from None
+        os.replace(tmp, local)
+        return local
+
+    def close(self) -> None:
+        """Nothing to close locally (same interface as `SshDevice.close`)."""
+
     def _fetch_outputs(self, run_dir: str, names: list[str], dest: Path) -> dict[str, Path]:
         dest.mkdir(parents=True, exist_ok=True)
         out = {}
@@ -367,6 +395,25 @@ class SshDevice(Device):
             raise DeviceError(f"config: devices.{config.name}.user: {config.user!r} is not a user name")
         self.last_sent: list[str] = []
         self._code_dirs: dict[str, str] = {}
+        # One multiplexed connection per Device object (its own socket folder, so a fresh Device always
+        # verifies the host key again); closed by close(), at exit, or after ControlPersist idle seconds.
+        self._control_dir = tempfile.mkdtemp(
+            prefix="edgeopt-ssh-", dir="/tmp" if os.path.isdir("/tmp") else None
+        )
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """End the multiplexed connection (if one is up) and remove its socket folder."""
+        sock = Path(self._control_dir)
+        if sock.exists():
+            if any(sock.iterdir()):
+                subprocess.run(
+                    ["ssh", *self.ssh_options(), "-O", "exit", "--", self.config.host or ""],
+                    capture_output=True,
+                    timeout=15,
+                    stdin=subprocess.DEVNULL,
+                )
+            shutil.rmtree(sock, ignore_errors=True)
 
     @property
     def python(self) -> str:
@@ -386,6 +433,9 @@ class SshDevice(Device):
             "-o", f"StrictHostKeyChecking={c.strict_host_key_checking}",
             "-o", "ServerAliveInterval=15",
             "-o", "ServerAliveCountMax=4",
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={self._control_dir}/%C",
+            "-o", "ControlPersist=60",
         ]  # fmt: skip
         if c.ssh_config:
             opts = ["-F", c.ssh_config, *opts]
@@ -509,63 +559,90 @@ class SshDevice(Device):
                 f"{_last_line(proc.stderr) or 'no output'}{hint}"
             )
 
-    def put(self, paths: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
-        """Send files into the store (only those not there yet); return local path -> device path."""
-        store = f"{self.workdir}/store"
+    def _store_paths(self, paths: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
+        """Local path -> `<workdir>/store/<sha256><ext>` (checks the files exist)."""
         mapping: dict[str, str] = {}
         for p in paths:
             if not Path(p).is_file():
                 raise DeviceError(f"{p}: missing (cannot send it to device {self.name})")
             suffix = "".join(Path(p).suffixes[-1:])
-            mapping[os.fspath(p)] = f"{store}/{file_sha256(p)}{suffix}"
-        missing = set(self._missing([store], sorted(set(mapping.values()))))
+            mapping[os.fspath(p)] = f"{self.workdir}/store/{file_sha256(p)}{suffix}"
+        return mapping
+
+    def _send_to_store(self, mapping: dict[str, str], missing: set[str]) -> None:
+        store = f"{self.workdir}/store"
         todo = {remote: local for local, remote in mapping.items() if remote in missing}
         self.last_sent = sorted(todo.values())
-        if todo:
-            with tempfile.TemporaryDirectory(prefix="edgeopt-send-") as tmp:
-                staged = []
-                for remote, local in todo.items():
-                    link = Path(tmp) / remote.rsplit("/", 1)[1]
-                    link.symlink_to(Path(local).resolve())
-                    staged.append(link)
-                if self.config.transfer == "rsync":  # rsync writes each file atomically
-                    self._send(staged, store)
-                else:  # scp does not: land in a temp folder, then rename into the store
-                    incoming = f"{self.workdir}/tmp/{uuid.uuid4().hex}"
-                    self._missing([incoming], [])
-                    real = []
-                    for link in staged:
-                        real_path = Path(tmp) / ("r-" + link.name)
-                        shutil.copyfile(link, real_path)
-                        real.append(real_path)
-                    self._send(real, incoming)
-                    moves = "; ".join(
-                        f"mv {shlex.quote(incoming + '/r-' + link.name)} {shlex.quote(store + '/' + link.name)}"
-                        for link in staged
-                    )
-                    self.run(["sh", "-c", f"{moves}; rmdir {shlex.quote(incoming)}"])
+        if not todo:
+            return
+        with tempfile.TemporaryDirectory(prefix="edgeopt-send-") as tmp:
+            staged = []
+            for remote, local in todo.items():
+                link = Path(tmp) / remote.rsplit("/", 1)[1]
+                link.symlink_to(Path(local).resolve())
+                staged.append(link)
+            if self.config.transfer == "rsync":  # rsync writes each file atomically
+                self._send(staged, store)
+                return
+            # scp does not: land in a temp folder, then rename into the store
+            incoming = f"{self.workdir}/tmp/{uuid.uuid4().hex}"
+            self._missing([incoming], [])
+            real = []
+            for link in staged:
+                real_path = Path(tmp) / ("r-" + link.name)
+                shutil.copyfile(link, real_path)
+                real.append(real_path)
+            self._send(real, incoming)
+            moves = "; ".join(
+                f"mv {shlex.quote(incoming + '/r-' + link.name)} {shlex.quote(store + '/' + link.name)}"
+                for link in staged
+            )
+            self.run(["sh", "-c", f"{moves}; rmdir {shlex.quote(incoming)}"])
+
+    def put(self, paths: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
+        """Send files into the store (only those not there yet); return local path -> device path."""
+        mapping = self._store_paths(paths)
+        missing = set(self._missing([f"{self.workdir}/store"], sorted(set(mapping.values()))))
+        self._send_to_store(mapping, missing)
         return mapping
+
+    def _stage(
+        self, files: list[str | os.PathLike[str]], packages: Iterable[str]
+    ) -> tuple[dict[str, str], str, str]:
+        """One round trip checks the store, the code folder and makes the run folder; then send what is missing."""
+        mapping = self._store_paths(files)
+        code_files = package_files(packages)
+        code = f"{self.workdir}/code/{tree_hash(code_files)}"
+        run_dir = f"{self.workdir}/runs/{uuid.uuid4().hex}"
+        dirs = [f"{self.workdir}/store", f"{self.workdir}/code", run_dir]
+        missing = set(self._missing(dirs, [*sorted(set(mapping.values())), code]))
+        self._send_to_store(mapping, missing)
+        if code in missing:
+            self._send_code(code_files, code)
+        self._code_dirs[code] = code
+        return mapping, code, run_dir
 
     def ship_code(self, packages: Iterable[str] = DEFAULT_PACKAGES) -> str:
         """Send the device-side packages once per content hash; return the device PYTHONPATH entry."""
         files = package_files(packages)
-        key = tree_hash(files)
-        if key in self._code_dirs:
-            return self._code_dirs[key]
-        dest = f"{self.workdir}/code/{key}"
+        dest = f"{self.workdir}/code/{tree_hash(files)}"
+        if dest in self._code_dirs:
+            return dest
         if self._missing([f"{self.workdir}/code"], [dest]):
-            tmp_remote = f"{self.workdir}/code/.tmp-{uuid.uuid4().hex}"
-            with tempfile.TemporaryDirectory(prefix="edgeopt-code-") as tmp:
-                stage = Path(tmp) / "tree"
-                for rel, src in files.items():
-                    (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(src, stage / rel)
-                self._send([stage], tmp_remote, recursive=True)
-            self.run(
-                ["sh", "-c", 'if [ -e "$1" ]; then rm -rf "$0"; else mv "$0" "$1"; fi', tmp_remote, dest]
-            )
-        self._code_dirs[key] = dest
+            self._send_code(files, dest)
+        self._code_dirs[dest] = dest
         return dest
+
+    def _send_code(self, files: dict[str, Path], dest: str) -> None:
+        """Upload a code tree to a temp folder, then rename it into place (a racing job's copy wins)."""
+        tmp_remote = f"{self.workdir}/code/.tmp-{uuid.uuid4().hex}"
+        with tempfile.TemporaryDirectory(prefix="edgeopt-code-") as tmp:
+            stage = Path(tmp) / "tree"
+            for rel, src in files.items():
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, stage / rel)
+            self._send([stage], tmp_remote, recursive=True)
+        self.run(["sh", "-c", 'if [ -e "$1" ]; then rm -rf "$0"; else mv "$0" "$1"; fi', tmp_remote, dest])
 
     def _prepare_run_dir(self) -> str:
         run_dir = f"{self.workdir}/runs/{uuid.uuid4().hex}"
@@ -598,10 +675,28 @@ class SshDevice(Device):
         return local
 
     def _fetch_outputs(self, run_dir: str, names: list[str], dest: Path) -> dict[str, Path]:
-        present = set(names) - {
-            p.rsplit("/", 1)[1] for p in self._missing([run_dir], [f"{run_dir}/{n}" for n in names])
-        }
-        return {n: self.fetch(f"{run_dir}/{n}", dest / n) for n in names if n in present}
+        """Fetch the outputs that exist in one transfer (into a temp folder, then renamed into `dest`)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".edgeopt-fetch-", dir=dest) as tmp:
+            host = self.config.host
+            if self.config.transfer == "rsync":
+                argv = ["rsync", "-s", "-e", shlex.join(["ssh", *self.ssh_options()])]
+                argv += [f"{host}:{run_dir}/{n}" for n in names] + [f"{tmp}/"]
+            else:
+                argv = [
+                    "scp",
+                    "-q",
+                    *self.ssh_options(),
+                    *[f"{host}:{run_dir}/{n}" for n in names],
+                    f"{tmp}/",
+                ]
+            self._exec(argv, "fetching results", None)  # a missing output is not an error here
+            out = {}
+            for n in names:
+                if (Path(tmp) / n).exists():
+                    os.replace(Path(tmp) / n, dest / n)
+                    out[n] = dest / n
+            return out
 
     def _remove_run_dir(self, run_dir: str) -> None:
         try:
