@@ -53,7 +53,10 @@ def run_benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
     from edgeopt.retrain.run import retrain
     from edgeopt.retrain.settings import settings_of, supports
 
-    settings = [{**s, "batch_size": args.batch_size} for s in DEFAULT_SETTINGS]
+    wanted = [n.strip() for n in (args.settings or "").split(",") if n.strip()]
+    settings = [
+        {**s, "batch_size": args.batch_size} for s in DEFAULT_SETTINGS if not wanted or s["name"] in wanted
+    ]
     if args.freeze != 10:
         for s in settings:
             if s["freeze"] == 10:
@@ -106,6 +109,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--freeze", type=int, default=10, help="k for the freeze-first-k settings")
     p.add_argument("--frameworks", default="pytorch,onnxruntime")
+    p.add_argument(
+        "--settings",
+        help=f"comma-separated subset of {', '.join(s['name'] for s in DEFAULT_SETTINGS)} (default: all)",
+    )
     p.add_argument("--device", default="auto", help="torch device on this machine: auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: framework default)")
     p.add_argument("--json", help="also write the rows here")
