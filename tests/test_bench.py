@@ -180,3 +180,47 @@ def test_rule_runs_per_device_and_a_down_device_fails_only_its_jobs(
     assert board["device"] == "board" and board["accuracy"] >= 0
     log = work / "results/logs/bench_model/down/resnet20/baseline/ort-fp32.log"
     assert log.read_text().strip().splitlines()[-1] == down_lines[0]
+
+
+def test_tensorrt_engine_is_built_on_the_device_and_cached(tiny_onnx, tiny_data, tmp_path: Path) -> None:
+    """trt-fp16 wiring: the harness builds the engine with trtexec on the device (here a stand-in trtexec that
+    replays a real TensorRT 8.2 log, since no TensorRT exists on this machine), caches it by model hash,
+    and then fails with one line because the `tensorrt` Python package needed to run it is absent."""
+    log = ROOT / "tests" / "data" / "trtexec-8.2-jetson-nano-fp16.log"
+    calls = tmp_path / "calls.txt"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "trtexec"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {calls}\n'
+        'if [ "$1" = --help ]; then echo "&&&& RUNNING TensorRT.trtexec [TensorRT v8201] # trtexec --help"; exit 0; fi\n'
+        'for a; do case "$a" in --saveEngine=*) printf engine > "${a#--saveEngine=}";; esac; done\n'
+        f"grep -v '^#' {log}\n"
+    )
+    fake.chmod(0o755)
+    import os
+
+    settings = {
+        "runtimes": ["onnxruntime", "tensorrt"],
+        "workdir": str(tmp_path / "wd"),
+        "extra_env": {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+    }
+    dev = device_from_json("local", settings)
+    params = dict(PARAMS, tensorrt={"max_batch": 16, "workspace_mib": 512})
+    for _attempt in range(2):
+        with pytest.raises(EdgeoptError) as err:
+            bench_model(
+                dev, params, "resnet20", "baseline", "trt-fp16", tiny_onnx, tiny_data, tmp_path / "t.json"
+            )
+        assert "runtime 'tensorrt' is not available on this device" in str(err.value) and "\n" not in str(
+            err.value
+        )
+    engines = list((tmp_path / "wd" / "engines").glob("*-fp16-*.engine"))
+    assert len(engines) == 1 and engines[0].read_bytes() == b"engine"
+    builds = [ln for ln in calls.read_text().splitlines() if "--onnx=" in ln]
+    assert len(builds) == 1  # the second job reused the cached engine
+    assert (
+        "--fp16" in builds[0] and "--maxShapes=input:50x3x32x32" in builds[0]
+    )  # max(batch sizes, eval batch 50, max_batch 16)
+    assert "--workspace=512" in builds[0]  # TensorRT 8.2 flag spelling, from the version banner

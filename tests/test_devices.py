@@ -182,3 +182,22 @@ def test_cli_check_device_reports_missing_runtime(sshd_server, device_python, tm
     )
     assert proc.returncode == 1, proc.stderr
     assert "board: python" in proc.stdout and "missing runtimes: tensorrt" in proc.stdout
+
+
+def test_accept_new_trusts_a_first_key_but_never_a_changed_one(sshd_server, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    dev = device_from_json(
+        "board", sshd_server.device_settings(known_hosts=str(known), strict_host_key_checking="accept-new")
+    )
+    dev.run(["true"])
+    host_key = sshd_server.known_hosts.read_text().split()[2]
+    assert host_key in known.read_text()  # first key recorded (host name hashed: Debian's HashKnownHosts)
+    changed = device_from_json(
+        "board",
+        sshd_server.device_settings(
+            known_hosts=str(sshd_server.wrong_known_hosts), strict_host_key_checking="accept-new"
+        ),
+    )
+    with pytest.raises(HostKeyError, match="host key verification failed"):
+        changed.run(["true"])
