@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-device": ("edgeopt.devices.cli", "connect to devices and list their Python and runtimes"),
     "bench": ("edgeopt.bench.run", "benchmark one deployable model on one device (bench_model rule)"),
     # -- issue 7: on-device retraining (add this stage's commands below this line)
+    "retrain": ("edgeopt.retrain.cli", "fine-tune a model on a device and measure the cost"),
+    "setup-ort-training": ("edgeopt.retrain.ort_env", "create the separate onnxruntime-training venv"),
+    "bench-retrain": ("edgeopt.retrain.bench", "speedup of layer freezing and reduced precision vs fp32 training"),
     # -- issue 8: reports (add this stage's commands below this line)
 }
 

@@ -54,6 +54,7 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     # -- issue 6: devices + benchmarks (extend `targets` below this line)
     targets += bench_targets(config, planned=set(targets))
     # -- issue 7: on-device retraining (extend `targets` below this line)
+    targets += retrain_targets(config)
     # -- issue 8: reports (extend `targets` below this line)
     return targets
 
@@ -444,6 +445,51 @@ def bench_is_local(config: dict[str, Any], device: str) -> bool:
 
 # ---------------------------------------------------------------- issue 7: on-device retraining
 # (this stage's planning functions go below this line)
+
+
+def retrain_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(device, model, framework, setting) for every retraining job the config asks for.
+
+    Pairs a framework cannot train (onnxruntime in fp16/bf16) are left out; an unknown or
+    non-training framework (tensorrt), device or duplicate setting raises a one-line EdgeoptError.
+    """
+    from edgeopt.errors import EdgeoptError
+    from edgeopt.retrain.settings import check_framework, settings_of, supports
+
+    sec = config.get("retrain") or {}
+    if not sec.get("enabled", True):
+        return []
+    known = set(device_settings(config))
+    for dev in sec.get("devices", ["local"]):
+        if dev not in known:
+            raise EdgeoptError(f"retrain.devices: {dev!r} is not `local` nor a `devices:` entry")
+    frameworks = sec.get("frameworks", ["pytorch", "onnxruntime"])
+    for fw in frameworks:
+        check_framework(fw)
+    settings = settings_of(sec)
+    return [
+        (dev, m, fw, s.name)
+        for dev in sec.get("devices", ["local"])
+        for m in model_names(config)
+        for fw in frameworks
+        for s in settings.values()
+        if supports(fw, s)
+    ]
+
+
+def retrain_path(device: str, model: str, framework: str, setting: str) -> str:
+    return f"{RESULTS}/retrain/{device}/{model}/{framework}-{setting}.json"
+
+
+def retrain_targets(config: dict[str, Any]) -> list[str]:
+    return [retrain_path(*job) for job in retrain_jobs(config)]
+
+
+def retrain_model_path(config: dict[str, Any], model: str) -> str:
+    """The model file retraining starts from (`retrain.variant`)."""
+    variant = (config.get("retrain") or {}).get("variant", "baseline")
+    return f"{RESULTS}/models/{model}/{variant}/model.pt"
+
 
 
 # ---------------------------------------------------------------- issue 8: reports

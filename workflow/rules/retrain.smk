@@ -1,1 +1,38 @@
 # Rules of the retrain stage (see README). Targets are planned in src/edgeopt/plan.py.
+# The retrain section is checked here so a bad framework (tensorrt) or device stops the run in one line.
+from edgeopt.errors import EdgeoptError as _RetrainError
+
+try:
+    plan.retrain_jobs(config)
+except _RetrainError as exc:
+    raise SystemExit(f"edgeopt: {exc}")
+
+
+rule retrain_model:
+    input:
+        model=lambda w: plan.retrain_model_path(config, w.model),
+        train=f"{DATA}/train.npz",
+        test=f"{DATA}/test.npz",
+        meta=f"{DATA}/meta.json",
+    output:
+        metrics="results/retrain/{device}/{model}/{framework}-{setting}.json",
+    log:
+        "results/logs/retrain_model/{device}/{model}/{framework}-{setting}.log",
+    benchmark:
+        "results/benchmarks/retrain_model/{device}/{model}/{framework}-{setting}.tsv"
+    wildcard_constraints:
+        framework="pytorch|onnxruntime",
+    conda:
+        "../../envs/edgeopt.yaml"
+    threads: workflow.cores
+    params:
+        cfg=plan.section_json(config, "retrain"),
+        dev=lambda w: plan.device_json(config, w.device),
+        variant=config["retrain"]["variant"],
+        data=lambda w, input: Path(input.meta).parent,
+    shell:
+        "python -m edgeopt retrain --model-file {input.model:q} --data {params.data:q}"
+        " --framework {wildcards.framework} --setting {wildcards.setting}"
+        " --device {wildcards.device} --params {params.cfg:q} --device-params {params.dev:q}"
+        " --model {wildcards.model} --variant {params.variant}"
+        " --out {output.metrics:q} > {log:q} 2>&1"
