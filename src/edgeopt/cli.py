@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # -- issue 6: devices + benchmarks (add this stage's commands below this line)
     # -- issue 7: on-device retraining (add this stage's commands below this line)
     # -- issue 8: reports (add this stage's commands below this line)
+    "report-table": ("edgeopt.report.table_cli", "gather every metrics file into the results table (CSV, Parquet)"),
+    "report-figure": ("edgeopt.report.figure_cli", "draw one report figure from the results tables"),
+    "report": ("edgeopt.report.cli", "write the self-contained HTML report (with --all: tables and figures too)"),
 }
 
 
