@@ -22,6 +22,7 @@ pytest_plugins: list[str] = [
     # -- issue 6: devices + benchmarks
     # -- issue 7: on-device retraining
     # -- issue 8: reports
+    "workflow_fixtures",
 ]
 
 import torch  # noqa: E402

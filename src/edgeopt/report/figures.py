@@ -172,9 +172,14 @@ def qat_sweep(tables: Tables, cfg: dict[str, Any]) -> plt.Figure:
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         g = df[df["model"].astype(str) == model]
-        for ba, lg in g.groupby(g["bits_a"].fillna(32)):
-            lg = lg.sort_values("bits_w")
-            ax.plot(lg["bits_w"], lg["accuracy"], marker="o", label=f"activations {ba:g}-bit")
+        if (g["bits_a"] == g["bits_w"]).all():  # a diagonal sweep: one line, W = A
+            for method, lg in g.groupby("method"):
+                lg = lg.sort_values("bits_w")
+                ax.plot(lg["bits_w"], lg["accuracy"], marker="o", label=f"{method}: weights = activations")
+        else:
+            for ba, lg in g.groupby(g["bits_a"].fillna(32)):
+                lg = lg.sort_values("bits_w")
+                ax.plot(lg["bits_w"], lg["accuracy"], marker="o", label=f"activations {ba:g}-bit")
         base = res[(res["model"] == model) & (res["variant"] == "baseline") & (res["format"] == "pytorch")]
         if not base.empty and not math.isnan(base["accuracy"].iloc[0]):
             ax.axhline(base["accuracy"].iloc[0], color="black", ls="--", lw=1, label="fp32 baseline")
