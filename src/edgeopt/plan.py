@@ -177,3 +177,12 @@ def report_targets(config: dict[str, Any]) -> list[str]:
     tables = [report_table_path(t) for t in REPORT_TABLES] + [report_table_path("results", "parquet")]
     figures = [report_figure_path(f) for f in report_figures(config)]
     return tables + figures + [f"{REPORT_DIR}/index.html"]
+
+
+def device_resources(config: dict[str, Any]) -> dict[str, Any]:
+    """Per-device job slots for rules with a `{device}` wildcard (benchmarks, retraining):
+    `resources: **plan.device_resources(config)` makes each job take one `device_<name>` unit of its
+    own device, so `--resources device_jetson=1` (workflow/profiles/remote) runs one job per board."""
+    names = list(config.get("devices") or {"local": {}})
+    return {f"device_{n}": (lambda wildcards, n=n: int(wildcards.get("device") == n)) for n in names}
+
