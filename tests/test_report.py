@@ -95,7 +95,9 @@ def bench_results(root: Path) -> None:
              "runtime": "onnxruntime" if fmt.startswith("ort") else "tflite", "accuracy": 0.91 - 0.005 * (variant != "baseline"),
              "batches": [
                  {"batch_size": 1, "latency_ms": {"mean": p50 * 1.05, "p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5},
-                  "throughput_ips": 1000 / p50, "peak_rss_bytes": 150 * 2**20},
+                  "throughput_ips": 1000 / p50, "peak_rss_bytes": 150 * 2**20,
+                  "energy": {"source": "rapl", "duration_s": 0.5, "energy_j": 4.0, "mean_power_w": 8.0,
+                             "energy_per_image_mj": 40 * p50, "rails_mean_w": {"package-0": 8.0}}},
                  {"batch_size": 8, "latency_ms": {"mean": p50 * 5, "p50": p50 * 4.8, "p90": p50 * 5.5, "p99": p50 * 6},
                   "throughput_ips": 8000 / (p50 * 4.8), "peak_rss_bytes": 180 * 2**20},
              ]},
@@ -120,7 +122,7 @@ def other_stages(root: Path) -> None:
     sweep = ["bits_w,bits_a,accuracy"] + [
         f"{b},{b},{0.91 - max(0, 5 - b) * 0.08:.3f}" for b in (2, 3, 4, 5, 6, 8)
     ]
-    _write(root, "quantize/resnet20/qat_sweep.csv", "\n".join(sweep) + "\n")
+    _write(root, "quantize/resnet20/baseline/qat_sweep.csv", "\n".join(sweep) + "\n")
     for setting, ips, prec, frozen in [
         ("fp32-full", 400.0, "fp32", 0),
         ("bf16-full", 900.0, "bf16", 0),
@@ -151,8 +153,12 @@ def full_tree(tmp_path: Path) -> Path:
 def test_every_stage_lands_in_the_tables(full_tree: Path) -> None:
     t = collect(full_tree)
     res = t["results"]
-    # 3 pytorch rows + 7 deploy rows + (5 x 2 batch sizes) local + 1 jetson bench rows
-    assert len(res) == 3 + 7 + 10 + 1
+    # 3 pytorch rows + 7 deploy rows + 6 QAT (fake-quant) rows + (5 x 2 batch sizes) local + 1 jetson bench rows
+    assert len(res) == 3 + 7 + 6 + 10 + 1
+    qat = res[res.runtime == "pytorch-fakequant"]
+    assert qat[qat.bits_w < 8].simulated.all() and not qat[qat.bits_w == 8].simulated.any()
+    assert sorted(qat.format) == sorted(f"qat-w{b}a{b}" for b in (2, 3, 4, 5, 6, 8))
+    assert (qat.variant == "baseline").all() and qat.macs.eq(41.4e6).all()
     row = res[
         (res.device == "local")
         & (res.variant == "pruned")
@@ -167,6 +173,7 @@ def test_every_stage_lands_in_the_tables(full_tree: Path) -> None:
         0.905
     )  # from the sidecar
     assert r.peak_rss_mb == pytest.approx(150.0) and r.runtime == "onnxruntime"
+    assert r.energy_mj == pytest.approx(36.0) and r.power_w == 8.0  # per image, not the loop's 4 J
     jet = res[res.device == "jetson"].iloc[0]
     assert jet.latency_p50_ms == pytest.approx(5.0) and jet.latency_mean_ms == pytest.approx(5.2)
     assert jet.energy_mj == 12.5 and jet.power_w == 2.5 and jet.batch_size == 1
@@ -337,7 +344,9 @@ def test_html_report_renders_in_headless_chromium(full_tree: Path, tmp_path: Pat
     dom = chromium(page, tmp_path, "--dump-dom", "--virtual-time-budget=5000")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert f'data-figures-rendered="{len(FIGURES)}/{len(FIGURES)}"' in dom.stdout
-    assert "<h1>test report</h1>" in dom.stdout and dom.stdout.count('class="sim"') == 3
+    assert (
+        "<h1>test report</h1>" in dom.stdout and dom.stdout.count('class="sim"') == 3 + 5
+    )  # qat-w4a4 x3, QAT below 8 bit x5
     shot = tmp_path / "shot.png"
     proc = chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", "--hide-scrollbars")
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]

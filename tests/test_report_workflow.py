@@ -77,7 +77,13 @@ def test_training_settings_rerun_training_and_downstream_never_data(tiny_workflo
 def _quantization_change(cfg: dict) -> dict | None:
     """A setting of the `quantize` section that only quantization depends on (None: none known yet)."""
     q = cfg.get("quantize") or {}
-    for path in (("calib_size",), ("ptq", "calib_size"), ("ptq", "calibration_images"), ("calib_batches",)):
+    for path in (
+        ("calib_batch_size",),
+        ("calib_size",),
+        ("ptq", "calib_size"),
+        ("ptq", "calibration_images"),
+        ("calib_batches",),
+    ):
         node = q
         for k in path[:-1]:
             node = node.get(k) if isinstance(node, dict) else None

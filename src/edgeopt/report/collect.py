@@ -277,16 +277,24 @@ def find_memory(flat: dict[str, Any]) -> float | None:
 
 
 def find_energy(flat: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(energy per inference in mJ, mean power in W) where the board reported them."""
+    """(energy per inference in mJ, mean power in W) where the board reported them.
+
+    Only per-image/per-inference energy counts (`energy.energy_per_image_mj`, `energy_mj`); a total
+    over a timed loop (`energy_j`) says nothing about one inference and is ignored."""
     energy = power = None
     for key, val in flat.items():
         toks = _tokens(key)
         x = _num(val)
-        if x is None:
+        if x is None or "rails" in toks:
             continue
-        if "energy" in toks and energy is None:
+        last = key.split(".")[-1].lower()
+        if (
+            "energy" in toks
+            and energy is None
+            and ("per" in toks or last in ("energy_mj", "energy_per_inference_mj"))
+        ):
             energy = x * _unit(toks, {"mj": 1.0, "j": 1e3, "uj": 1e-3}, 1.0)
-        elif "power" in toks and power is None and "mode" not in toks:
+        elif "power" in toks and power is None and not {"mode", "source", "requested"} & set(toks):
             power = x * _unit(toks, {"w": 1.0, "mw": 1e-3}, 1.0)
     return energy, power
 
@@ -360,6 +368,7 @@ def _bench_rows(path: Path, m: dict[str, Any], rel: tuple[str, ...]) -> list[dic
         "device": device,
         "simulated": m.get("simulated"),
         "accuracy": _num(m.get("accuracy")),
+        "size_bytes": _num(m.get("size_bytes")),
         "source": str(path),
     }
     if base["runtime"] is None and isinstance(m.get("runtime"), dict):
@@ -422,7 +431,7 @@ def _retrain_row(path: Path, m: dict[str, Any], rel: tuple[str, ...]) -> dict[st
     stem = Path(rel[-1]).stem
     fw, _, setting = stem.partition("-")
     flat = flatten(m)
-    frozen = m.get("frozen", m.get("freeze", m.get("frozen_layers")))
+    frozen = next((m[k] for k in ("frozen_layers", "frozen", "freeze") if m.get(k) is not None), None)
     return {
         "device": m.get("device") if isinstance(m.get("device"), str) else (rel[1] if len(rel) > 1 else None),
         "model": m.get("model") or (rel[2] if len(rel) > 2 else None),
@@ -456,7 +465,7 @@ def _qat_rows_from_json(path: Path, m: dict[str, Any], rel: tuple[str, ...]) -> 
         rows.append(
             {
                 "model": entry.get("model") or m.get("model") or (rel[1] if len(rel) > 2 else None),
-                "variant": entry.get("variant") or m.get("variant"),
+                "variant": entry.get("variant") or m.get("variant") or (rel[2] if len(rel) > 3 else None),
                 "method": entry.get("method") or m.get("method") or ("qat" if "qat" in str(path) else "ptq"),
                 "bits_w": bw,
                 "bits_a": ba,
@@ -482,7 +491,7 @@ def _qat_rows_from_csv(path: Path, rel: tuple[str, ...]) -> list[dict[str, Any]]
         rows.append(
             {
                 "model": rec.get("model") or (rel[1] if len(rel) > 2 else None),
-                "variant": rec.get("variant"),
+                "variant": rec.get("variant") or (rel[2] if len(rel) > 3 else None),
                 "method": rec.get("method") or "qat",
                 "bits_w": bw,
                 "bits_a": ba,
@@ -521,7 +530,7 @@ def collect(results: str | Path, inputs: Iterable[str | Path] | None = None) -> 
         if kind == "models" and path.name == "metrics.json":
             row = _model_row(path, m, rel)
             models[(row["model"], row["variant"])] = row
-        elif kind == "deploy":
+        elif kind == "deploy" and not path.name.startswith("model."):  # model.onnx: the export, not a format
             row = _deploy_row(path, m, rel)
             deploy[(row["model"], row["variant"], row["format"])] = row
         elif kind == "bench":
@@ -530,7 +539,7 @@ def collect(results: str | Path, inputs: Iterable[str | Path] | None = None) -> 
             retrain.append(_retrain_row(path, m, rel))
         elif kind == "quantize":
             qat += _qat_rows_from_json(path, m, rel)
-    rows: list[dict[str, Any]] = list(models.values()) + list(deploy.values())
+    rows: list[dict[str, Any]] = list(models.values()) + list(deploy.values()) + _qat_result_rows(qat)
     for b in bench:
         side = deploy.get((b["model"], b["variant"], b["format"]), {})
         merged = {
@@ -562,6 +571,33 @@ def collect(results: str | Path, inputs: Iterable[str | Path] | None = None) -> 
         ),
         "retrain": add_speedups(_frame(retrain, RETRAIN_COLUMNS)),
     }
+
+
+def _qat_result_rows(qat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """QAT results as results-table rows (PyTorch fake-quant: simulated, accuracy only)."""
+    seen, rows = set(), []
+    for q in qat:
+        key = (q["model"], q["variant"], q["method"], q["bits_w"], q["bits_a"])
+        if key in seen or q["bits_w"] is None:
+            continue
+        seen.add(key)
+        tag = f"w{q['bits_w']:g}a{(q['bits_a'] if q['bits_a'] is not None else 32):g}"
+        rows.append(
+            {
+                "model": q["model"],
+                "variant": q["variant"] or "baseline",
+                "format": f"{q['method']}-{tag}",
+                "runtime": "pytorch-fakequant",
+                "precision": tag,
+                "device": "",
+                "simulated": q["simulated"],
+                "accuracy": q["accuracy"],
+                "bits_w": q["bits_w"],
+                "bits_a": q["bits_a"],
+                "source": q["source"],
+            }
+        )
+    return rows
 
 
 def mark_simulated(df: pd.DataFrame) -> pd.DataFrame:
