@@ -87,6 +87,7 @@ RETRAIN_COLUMNS = [
     "accuracy_before",
     "accuracy_after",
     "speedup",
+    "reference",
     "source",
 ]
 
@@ -617,6 +618,7 @@ def add_speedups(df: pd.DataFrame) -> pd.DataFrame:
     where no such setting exists, relative to the slowest one."""
     df = df.copy()
     df["speedup"] = math.nan
+    df["reference"] = pd.Series(pd.NA, index=df.index, dtype="string")
     for _, g in df.groupby(["device", "model", "framework"], dropna=False):
         g = g[g["images_per_s"].notna()]
         if g.empty:
@@ -625,15 +627,16 @@ def add_speedups(df: pd.DataFrame) -> pd.DataFrame:
             g["precision"].fillna("fp32").astype(str).str.lower().isin(["fp32", "float32"])
             & g["frozen"].fillna("0").astype(str).str.lower().isin(["0", "none", "false", "[]", ""])
         ]
-        ref = plain["images_per_s"].iloc[0] if not plain.empty else g["images_per_s"].min()
-        df.loc[g.index, "speedup"] = g["images_per_s"] / ref
+        ref_row = plain.iloc[0] if not plain.empty else g.loc[g["images_per_s"].idxmin()]
+        df.loc[g.index, "speedup"] = g["images_per_s"] / ref_row["images_per_s"]
+        df.loc[g.index, "reference"] = str(ref_row["setting"])
     return df
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns)
     for c in columns:
-        if c in STRING_COLUMNS or c in ("layer", "framework", "setting", "frozen", "method"):
+        if c in STRING_COLUMNS or c in ("layer", "framework", "setting", "frozen", "method", "reference"):
             df[c] = df[c].astype("string")
         elif c in BOOL_COLUMNS:
             df[c] = df[c].astype("boolean")
