@@ -82,9 +82,10 @@ def _scatter_with_front(ax: plt.Axes, df: pd.DataFrame, x: str, y: str) -> None:
     if not front.empty:
         ax.step(front[x], front[y], where="post", color="black", lw=1, ls="--", label="Pareto front")
         ax.scatter(front[x], front[y], s=140, facecolors="none", edgecolors="black", lw=1.5)
+        several_models = df["model"].nunique() > 1
         for _, r in front.iterrows():
             ax.annotate(
-                f"{r['model']}/{r['variant']}",
+                (f"{r['model']}/" if several_models else "") + f"{r['variant']} {r['format']}",
                 (r[x], r[y]),
                 fontsize=7,
                 xytext=(4, 4),
@@ -113,7 +114,7 @@ def accuracy_latency(tables: Tables, cfg: dict[str, Any]) -> plt.Figure:
         _scatter_with_front(ax, g, x, y)
         bs = g["batch_size"].dropna().unique()
         ax.set_title(f"device {dev}" + (f" (batch {int(bs[0])})" if len(bs) == 1 else ""))
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle("accuracy vs latency: ringed points form the Pareto front")
     fig.tight_layout()
     return fig
@@ -131,7 +132,7 @@ def accuracy_size(tables: Tables, cfg: dict[str, Any]) -> plt.Figure:
     _scatter_with_front(ax, df, "size_mb", "accuracy")
     ax.set_xlabel("model size (MiB)")
     ax.set_xscale("log")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
     ax.set_title("accuracy vs model size")
     fig.tight_layout()
     return fig
