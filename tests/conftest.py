@@ -24,6 +24,7 @@ pytest_plugins: list[str] = [
     "device_fixtures",
     # -- issue 7: on-device retraining
     # -- issue 8: reports
+    "workflow_fixtures",
 ]
 
 import torch  # noqa: E402

@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "setup-ort-training": ("edgeopt.retrain.ort_env", "create the separate onnxruntime-training venv"),
     "bench-retrain": ("edgeopt.retrain.bench", "speedup of layer freezing and reduced precision vs fp32 training"),
     # -- issue 8: reports (add this stage's commands below this line)
+    "report-table": ("edgeopt.report.table_cli", "gather every metrics file into the results table (CSV, Parquet)"),
+    "report-figure": ("edgeopt.report.figure_cli", "draw one report figure from the results tables"),
+    "report": ("edgeopt.report.cli", "write the self-contained HTML report (with --all: tables and figures too)"),
 }
 
 

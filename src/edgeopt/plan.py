@@ -6,6 +6,7 @@ stay declarative and the planning is unit-tested like the rest of the code.
 
 from __future__ import annotations
 
+import contextvars
 import json
 from typing import Any
 
@@ -56,6 +57,8 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     # -- issue 7: on-device retraining (extend `targets` below this line)
     targets += retrain_targets(config)
     # -- issue 8: reports (extend `targets` below this line)
+    if not _PLANNING_REPORT_INPUTS.get():
+        targets += report_targets(config)
     return targets
 
 
@@ -494,3 +497,75 @@ def retrain_model_path(config: dict[str, Any], model: str) -> str:
 
 # ---------------------------------------------------------------- issue 8: reports
 # (this stage's planning functions go below this line)
+REPORT_DIR = f"{RESULTS}/report"
+
+#: report figure -> results/ folder whose presence among the report's inputs means its data exist
+#: (None: drawn whenever the report runs, from the model metrics every run has)
+REPORT_FIGURES: dict[str, str | None] = {
+    "accuracy_latency": f"{RESULTS}/bench/",
+    "accuracy_size": None,
+    "sensitivity": f"{RESULTS}/sensitivity/",
+    "qat_sweep": f"{RESULTS}/quantize/",
+    "retrain_speedup": f"{RESULTS}/retrain/",
+}
+
+#: normalised tables the collector writes (the figures are drawn from these)
+REPORT_TABLES = ("results", "sensitivity", "qat_sweep", "retrain")
+
+_PLANNING_REPORT_INPUTS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "planning_report_inputs", default=False
+)
+
+
+def report_inputs(config: dict[str, Any]) -> list[str]:
+    """Every other stage's targets: what the report is made from (the report's own paths excluded)."""
+    token = _PLANNING_REPORT_INPUTS.set(True)
+    try:
+        targets = all_targets(config)
+    finally:
+        _PLANNING_REPORT_INPUTS.reset(token)
+    return sorted({t for t in targets if not t.startswith(REPORT_DIR + "/")})
+
+
+def report_figures(config: dict[str, Any]) -> list[str]:
+    """Figures this run draws: enabled in `report.plots` and fed by targets of this config."""
+    wanted = config.get("report", {}).get("plots", list(REPORT_FIGURES))
+    inputs = report_inputs(config)
+    out = []
+    for fig in wanted:
+        prefix = REPORT_FIGURES[fig]
+        if prefix is None or any(t.startswith(prefix) for t in inputs):
+            out.append(fig)
+    return out
+
+
+def report_table_path(name: str, ext: str = "csv") -> str:
+    return f"{REPORT_DIR}/{name}.{ext}"
+
+
+def report_figure_path(figure: str) -> str:
+    return f"{REPORT_DIR}/figures/{figure}.png"
+
+
+def report_plot_json(config: dict[str, Any]) -> str:
+    """The part of `report` the figures depend on (the title does not redraw them)."""
+    section = config.get("report", {})
+    return json.dumps(
+        {k: section.get(k) for k in ("pareto", "batch_size")}, sort_keys=True, separators=(",", ":")
+    )
+
+
+def report_targets(config: dict[str, Any]) -> list[str]:
+    """The report's own outputs: tables, figures and the HTML page."""
+    tables = [report_table_path(t) for t in REPORT_TABLES] + [report_table_path("results", "parquet")]
+    figures = [report_figure_path(f) for f in report_figures(config)]
+    return tables + figures + [f"{REPORT_DIR}/index.html"]
+
+
+def device_resources(config: dict[str, Any]) -> dict[str, Any]:
+    """Per-device job slots for rules with a `{device}` wildcard (benchmarks, retraining):
+    `resources: **plan.device_resources(config)` makes each job take one `device_<name>` unit of its
+    own device, so `--resources device_jetson=1` (workflow/profiles/remote) runs one job per board."""
+    names = list(config.get("devices") or {"local": {}})
+    return {f"device_{n}": (lambda wildcards, n=n: int(wildcards.get("device") == n)) for n in names}
+

@@ -1,0 +1,117 @@
+"""Real snakemake runs of the tiny preset, shared by the end-to-end tests (a pytest plugin module).
+
+`tiny_workflow` runs the whole DAG once per test session in a tmp dir; `dry_run_jobs` then asks
+Snakemake, with a changed config, which jobs it would run: the job list is how incremental
+reruns are tested (no job is executed, the finished run stays intact for the next case).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgeopt.config import check_config, deep_merge
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+TINY = ROOT / "config" / "tiny.yaml"
+
+
+@dataclass
+class TinyWorkflow:
+    """A finished tiny-preset run: its folder, the local override file and the first run's result."""
+
+    workdir: Path
+    local_config: Path
+    proc: subprocess.CompletedProcess
+
+    def snakemake(
+        self, *args: str, configs: tuple[Path, ...] = (), timeout: int = 600
+    ) -> subprocess.CompletedProcess:
+        return run_snakemake(
+            self.workdir,
+            "--configfile",
+            str(TINY),
+            str(self.local_config),
+            *map(str, configs),
+            *args,
+            timeout=timeout,
+        )
+
+    def config(self, extra: dict | None = None) -> dict:
+        """The merged, validated config of this run (plus `extra`)."""
+        merged = deep_merge(
+            yaml.safe_load((ROOT / "config.yaml").read_text()), yaml.safe_load(TINY.read_text())
+        )
+        merged = deep_merge(merged, yaml.safe_load(self.local_config.read_text()))
+        return check_config(deep_merge(merged, extra or {}))
+
+
+@dataclass
+class Job:
+    rule: str
+    wildcards: dict[str, str] = field(default_factory=dict)
+    output: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def parse_dry_run(text: str) -> list[Job]:
+    """The jobs a `snakemake --dry-run` printed (rule blocks with their wildcards and outputs)."""
+    jobs: list[Job] = []
+    for line in text.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        if m:
+            jobs.append(Job(m.group(1)))
+            continue
+        if not jobs or not line.startswith("    "):
+            continue
+        key, _, value = line.strip().partition(": ")
+        if key == "wildcards":
+            jobs[-1].wildcards = dict(kv.split("=", 1) for kv in value.split(", ") if "=" in kv)
+        elif key == "output":
+            jobs[-1].output = value.split(", ")
+        elif key == "reason":
+            jobs[-1].reason = value
+    return [j for j in jobs if j.rule != "all"]
+
+
+def dry_run_jobs(wf: TinyWorkflow, change: dict) -> list[Job]:
+    """Jobs Snakemake would run after merging `change` into the tiny config of `wf`."""
+    path = wf.workdir / f"change-{abs(hash(repr(change)))}.yaml"
+    path.write_text(yaml.safe_dump(change))
+    proc = wf.snakemake("--dry-run", configs=(path,), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return parse_dry_run(proc.stdout + proc.stderr)
+
+
+def stage_rules() -> dict[str, set[str]]:
+    """rule name -> stage file it is defined in (workflow/rules/<stage>.smk), read from the sources."""
+    out: dict[str, set[str]] = {}
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        out[smk.stem] = set(re.findall(r"^rule (\w+):", smk.read_text(), flags=re.M))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow(tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path) -> TinyWorkflow:
+    """The whole tiny DAG, run once per session (every stage merged so far, the report included)."""
+    workdir = tmp_path_factory.mktemp("tinywf")
+    local = workdir / "tiny-local.yaml"
+    local.write_text(yaml.safe_dump({"dataset": {"path": str(cifar_tar)}}))
+    proc = run_snakemake(workdir, "--configfile", str(TINY), str(local))
+    return TinyWorkflow(workdir, local, proc)
