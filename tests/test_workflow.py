@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_fixtures import run_snakemake
 
 from edgeopt import plan
 from edgeopt.config import check_config, deep_merge
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
-
-
-def run_snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def tiny_config(workdir: Path, cifar_tar: Path, extra: dict | None = None) -> Path:
@@ -34,13 +24,9 @@ def tiny_config(workdir: Path, cifar_tar: Path, extra: dict | None = None) -> Pa
 
 
 @pytest.fixture(scope="module")
-def tiny_run(
-    tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path
-) -> tuple[Path, subprocess.CompletedProcess]:
-    workdir = tmp_path_factory.mktemp("wf")
-    cfg = tiny_config(workdir, cifar_tar)
-    proc = run_snakemake(workdir, "--configfile", str(ROOT / "config" / "tiny.yaml"), str(cfg))
-    return workdir, proc
+def tiny_run(tiny_workflow) -> tuple[Path, subprocess.CompletedProcess]:
+    """The session's one real run of the whole tiny DAG (`tests/workflow_fixtures.py`)."""
+    return tiny_workflow.workdir, tiny_workflow.proc
 
 
 @pytest.mark.slow

@@ -133,7 +133,7 @@ def width_mult(config: dict[str, Any], model: str) -> float | None:
         from edgeopt.errors import EdgeoptError
 
         raise EdgeoptError("prune.width.mult: must be set when prune.target.kind is latency")
-    from edgeopt.prune.width import cached_match_width
+    from edgeopt.prune.width_cache import cached_match_width
 
     ds = config.get("dataset") or {}
     return cached_match_width(f"{RESULTS}/.cache/width_mult.json", model, float(target.get("value", 2.0)), kind,
@@ -146,7 +146,7 @@ def pruning_variants(config: dict[str, Any], model: str) -> list[str]:
     out = [v for v in RECIPE_VARIANTS if v in wanted and (v != "zeropad" or model in ZEROPAD_MODELS)]
     mult = width_mult(config, model)
     if mult is not None:
-        from edgeopt.prune.width import variant_name
+        from edgeopt.prune.width_cache import variant_name
 
         out.append(variant_name(mult))
     return out

@@ -302,14 +302,8 @@ class LocalDevice(Device):
             raise DeviceTimeout(f"device {self.config.label}: timed out after {timeout:g} s") from None
         except OSError as exc:
             raise DeviceError(f"device {self.config.label}: cannot run {argv[0]!r}: {exc.strerror}") from None
-        if check and proc.returncode != 0:
-            raise RemoteCommandError(
-                f"device {self.config.label}: {argv[0]} failed (exit {proc.returncode}): "
-                f"{_last_line(proc.stderr) or 'no output'}",
-                proc.returncode,
-                proc.stdout,
-                proc.stderr,
-            )
+        if check:
+            _raise_if_failed(self.config.label, argv, proc)
         return proc
 
     def put(self, paths: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
@@ -513,14 +507,8 @@ class SshDevice(Device):
         self, argv: Sequence[str], timeout: float | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         proc = self._exec(self.ssh_argv(argv), "ssh", timeout)
-        if check and proc.returncode != 0:
-            raise RemoteCommandError(
-                f"device {self.config.label}: {argv[0]} failed (exit {proc.returncode}): "
-                f"{_last_line(proc.stderr) or 'no output'}",
-                proc.returncode,
-                proc.stdout,
-                proc.stderr,
-            )
+        if check:
+            _raise_if_failed(self.config.label, argv, proc)
         return proc
 
     def _missing(self, dirs: list[str], paths: list[str]) -> list[str]:
@@ -703,3 +691,14 @@ class SshDevice(Device):
             self.run(["rm", "-rf", run_dir], timeout=self.config.connect_timeout * 3 + 30, check=False)
         except DeviceError:
             pass  # the device went away mid-run: the error that matters is already raised
+
+
+def _raise_if_failed(label: str, argv: Sequence[str], proc: subprocess.CompletedProcess[str]) -> None:
+    """A non-zero exit on the device becomes one line naming the device, the program and its last words."""
+    if proc.returncode != 0:
+        raise RemoteCommandError(
+            f"device {label}: {argv[0]} failed (exit {proc.returncode}): {_last_line(proc.stderr) or 'no output'}",
+            proc.returncode,
+            proc.stdout,
+            proc.stderr,
+        )

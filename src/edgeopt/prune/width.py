@@ -18,10 +18,10 @@ import torch
 from edgeopt.atomic import write_json
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
+from edgeopt.prune.width_cache import GRID, cached_match_width, variant_name  # noqa: F401 (re-exported)
 
 #: models whose constructor honours `width_mult`
 WIDTH_MODELS = ("resnet20", "resnet56", "vgg16", "mobilenetv2")
-GRID = [round(0.1 + 0.025 * i, 3) for i in range(37)]  # 0.1 .. 1.0
 
 
 @functools.lru_cache(maxsize=256)
@@ -57,30 +57,6 @@ def match_width(
             hi = mid - 1
     options = [GRID[lo]] + ([GRID[lo + 1]] if lo + 1 < len(GRID) else [])
     return min(options, key=lambda m: abs(cost(m) - target))
-
-
-def cached_match_width(
-    cache: str | Path, model: str, reduction: float, metric: str = "macs", image_size: int = 32,
-    in_channels: int = 3,
-) -> float:
-    """`match_width` memoised in a small JSON file, so planning the DAG does not rebuild models every run."""
-    key = f"{model}|{reduction:g}|{metric}|{image_size}|{in_channels}|{GRID[0]}-{GRID[-1]}/{len(GRID)}"
-    path = Path(cache)
-    try:
-        known = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        known[key] = match_width(model, reduction, metric, image_size, in_channels)
-        try:
-            write_json(path, known)
-        except OSError:
-            pass
-    return float(known[key])
-
-
-def variant_name(mult: float) -> str:
-    return f"width{mult:g}"
 
 
 def train_width(

@@ -25,7 +25,6 @@ import pandas as pd
 
 from edgeopt import atomic
 from edgeopt.errors import EdgeoptError
-from edgeopt.report.files import readable
 
 #: columns of the results table, in order (units in the names)
 RESULT_COLUMNS = [
@@ -656,8 +655,6 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[P
     with atomic.atomic_path(out / "results.parquet") as tmp:
         tables["results"].to_parquet(tmp, index=False)
     written.append(out / "results.parquet")
-    for p in written:
-        readable(p)
     return written
 
 

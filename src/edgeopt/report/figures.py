@@ -19,7 +19,6 @@ import pandas as pd  # noqa: E402
 
 from edgeopt import atomic  # noqa: E402
 from edgeopt.errors import EdgeoptError  # noqa: E402
-from edgeopt.report.files import readable  # noqa: E402
 from edgeopt.report.pareto import pareto_mask  # noqa: E402
 
 Tables = dict[str, pd.DataFrame]
@@ -226,5 +225,4 @@ def draw(name: str, tables: Tables, cfg: dict[str, Any], out: str | Path) -> Pat
             fig.savefig(tmp, format="png", dpi=110)
     finally:
         plt.close(fig)
-    readable(out)
     return Path(out)

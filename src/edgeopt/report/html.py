@@ -17,7 +17,6 @@ import pandas as pd
 
 from edgeopt import atomic
 from edgeopt.provenance import git_commit
-from edgeopt.report.files import readable
 
 CAPTIONS_DIR = Path(__file__).resolve().parents[3] / "workflow" / "report"
 TITLES = {
@@ -159,5 +158,4 @@ def write(
     tables: dict[str, pd.DataFrame], figures: dict[str, Path], cfg: dict[str, Any], out: str | Path
 ) -> Path:
     atomic.write_text(out, render(tables, figures, cfg))
-    readable(out)
     return Path(out)
