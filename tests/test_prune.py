@@ -314,3 +314,15 @@ def test_bench_latency_parsing(tmp_path: Path) -> None:
     assert required_reduction({"kind": "latency", "value": 1.0}, 2.0) == ("macs", 2.0)
     with pytest.raises(EdgeoptError, match="reduction factor must be >= 1"):
         required_reduction({"kind": "macs", "value": 0.5})
+
+
+def test_zeropad_plan_honours_prune_ignore() -> None:
+    from edgeopt.prune.planner import plan_zeropad
+
+    model = create_model("resnet20", num_classes=10)
+    meta = {"arch": "resnet20", "image_size": 32, "in_channels": 3, "num_classes": 10}
+    inner, _ = plan_zeropad(model, meta, {"zeropad": {"ratio": 0.5}})
+    kept = sorted(inner)[0]
+    inner_ignored, _ = plan_zeropad(model, meta, {"zeropad": {"ratio": 0.5}, "ignore": [kept]})
+    assert kept not in inner_ignored
+    assert set(inner_ignored) == set(inner) - {kept}

@@ -176,7 +176,7 @@ def plan_zeropad(model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, An
     blocks = residual_blocks(model)
     if not blocks:
         raise EdgeoptError(f"prune: zeropad needs residual blocks; model {meta.get('arch')!r} has none")
-    groups = list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"))
+    groups = list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), cfg.get("ignore"))
     inner = {
         g.name: ratio
         for g in groups
@@ -231,7 +231,7 @@ def plan_pruning(
     elif variant == "zeropad":
         inner, blocks = plan_zeropad(model, meta, cfg)
         recipe = {**common, "pruner": "zeropad", "importance": cfg.get("importance", "l2"), "round_to": round_to,
-                  "ratios": inner, "blocks": blocks, "finetune": finetune}
+                  "ignore": list(cfg.get("ignore") or []), "ratios": inner, "blocks": blocks, "finetune": finetune}
     else:
         sp = dict(cfg.get("sparse") or {})
         recipe = {

@@ -61,6 +61,21 @@ def _round_to(recipe: dict[str, Any], where: str) -> int | None:
     return r
 
 
+def _prune_groups(model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """DepGraph pruning of the recipe's `ratios`, shared by the structured and zero-padding pruners so both
+    honour the same `importance`, `round_to` and `ignore` settings."""
+    return prune_structured(
+        model,
+        _ratios(recipe, "ratios", "recipe"),
+        meta["image_size"],
+        meta.get("in_channels", 3),
+        meta.get("num_classes"),
+        _round_to(recipe, "recipe"),
+        recipe.get("importance", "l2"),
+        list(recipe.get("ignore") or []),
+    )
+
+
 @register_pruner("structured")
 class StructuredPruner:
     """DepGraph channel pruning: `ratios` per group, importance `l2`/`l1`/`random`, `round_to`."""
@@ -72,17 +87,7 @@ class StructuredPruner:
             raise EdgeoptError(f"{where}: importance: unknown {recipe.get('importance')!r} (known: {', '.join(IMPORTANCES)})")
 
     def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
-        report = prune_structured(
-            model,
-            _ratios(recipe, "ratios", "recipe"),
-            meta["image_size"],
-            meta.get("in_channels", 3),
-            meta.get("num_classes"),
-            _round_to(recipe, "recipe"),
-            recipe.get("importance", "l2"),
-            list(recipe.get("ignore") or []),
-        )
-        return Applied({"groups": report})
+        return Applied({"groups": _prune_groups(model, recipe, meta)})
 
 
 @register_pruner("zeropad")
@@ -95,17 +100,8 @@ class ZeroPadPruner:
         _round_to(recipe, where)
 
     def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
-        round_to = _round_to(recipe, "recipe")
-        inner = prune_structured(
-            model,
-            _ratios(recipe, "ratios", "recipe"),
-            meta["image_size"],
-            meta.get("in_channels", 3),
-            meta.get("num_classes"),
-            round_to,
-            recipe.get("importance", "l2"),
-        )
-        blocks = prune_zeropad(model, _ratios(recipe, "blocks", "recipe"), round_to)
+        inner = _prune_groups(model, recipe, meta)
+        blocks = prune_zeropad(model, _ratios(recipe, "blocks", "recipe"), _round_to(recipe, "recipe"))
         return Applied({"groups": inner, "blocks": blocks})
 
 
