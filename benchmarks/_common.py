@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,62 @@ def prepared_subset(out: Path, train_per_class: int, test_per_class: int, calib:
 
 def trained_model(name: str, data: Path, out: Path, train_cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """Train `name` with the workflow's own baseline trainer (cached: reused when `out` exists)."""
-    import json
-
     from edgeopt.train.baseline import train_baseline
 
     model_pt, metrics = out / "model.pt", out / "metrics.json"
     if not model_pt.exists():
         train_baseline(name, data, model_pt, metrics, train_cfg)
     return model_pt, json.loads(metrics.read_text())
+
+
+def add_reuse_args(p: argparse.ArgumentParser) -> None:
+    """Options to run a benchmark on a converged model instead of a quick one trained on a subset."""
+    p.add_argument(
+        "--data", help="a prepared dataset cache (`edgeopt prepare` output) instead of a tarball subset"
+    )
+    p.add_argument("--baseline", help="a trained model.pt (metrics.json beside it) instead of training one")
+
+
+def reused_data(args: argparse.Namespace, subset_dir: Path) -> Path:
+    """`--data` when given (it must be a prepared cache), else the tarball subset cached in `subset_dir`."""
+    if not args.data:
+        return prepared_subset(subset_dir, args.train_per_class, args.test_per_class)
+    data = Path(args.data)
+    if not (data / "meta.json").exists():
+        raise SystemExit(f"--data {data}: not a prepared dataset cache (no meta.json)")
+    return data
+
+
+def reused_baseline(args: argparse.Namespace) -> tuple[str, Path, dict[str, Any]] | None:
+    """(arch, model.pt, metrics) of `--baseline`, or None when the benchmark should train its own."""
+    if not args.baseline:
+        return None
+    model_pt = Path(args.baseline)
+    metrics = model_pt.with_name("metrics.json")
+    if not model_pt.exists() or not metrics.exists():
+        raise SystemExit(f"--baseline {model_pt}: needs the model file and a metrics.json beside it")
+    m = json.loads(metrics.read_text())
+    return str(m["model"]), model_pt, m
+
+
+def cpu_train_cfg(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """The `train` section the benchmarks use for a baseline on the CPU (`--epochs`, `--batch-size`)."""
+    return {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": 0.1,
+        "device": "cpu",
+        "progress": False,
+        **extra,
+    }
+
+
+def baseline_for(
+    args: argparse.Namespace, data: Path, out: Path, train_cfg: dict[str, Any]
+) -> tuple[str, Path, dict[str, Any]]:
+    """(arch, model.pt, metrics): `--baseline` when given, else `args.model` trained (and cached) in `out`."""
+    reused = reused_baseline(args)
+    if reused:
+        return reused
+    model_pt, metrics = trained_model(args.model, data, out, train_cfg)
+    return args.model, model_pt, metrics

@@ -21,18 +21,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from edgeopt.config import check_config  # noqa: E402
+from _common import add_reuse_args, baseline_for, cpu_train_cfg, reused_data  # noqa: E402
+
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
-from edgeopt.data.prepare import prepare  # noqa: E402
 from edgeopt.harness.runtimes import load_runner  # noqa: E402
 from edgeopt.models import load_model  # noqa: E402
 from edgeopt.prune.apply import prune_model  # noqa: E402
 from edgeopt.prune.planner import plan_pruning  # noqa: E402
 from edgeopt.prune.sensitivity import analyze_sensitivity  # noqa: E402
-from edgeopt.train.baseline import train_baseline  # noqa: E402
-
-TAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
 
 def ort_latency(paths: dict[str, Path], batch: int, runs: int, threads: int) -> dict[str, float]:
@@ -55,8 +53,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="resnet20", choices=["resnet20", "resnet56"])
     ap.add_argument("--workdir", default="results/bench_prune")
-    ap.add_argument("--tar", default=str(TAR))
-    ap.add_argument("--train-per-class", type=int, default=200, help="training-pool images per class (10%% go to val)")
+    ap.add_argument(
+        "--train-per-class", type=int, default=200, help="training-pool images per class (10%% go to val)"
+    )
     ap.add_argument("--test-per-class", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=10, help="baseline training epochs")
     ap.add_argument("--finetune-epochs", type=int, default=5)
@@ -64,36 +63,45 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse a sensitivity.csv already in --workdir")
     ap.add_argument("--target", type=float, default=2.5, help="MACs reduction the planner must reach")
     ap.add_argument("--ratios", default="0.25,0.5,0.75", help="sensitivity sweep")
-    ap.add_argument("--baseline", help="reuse this trained model.pt (and its metrics.json) instead of training")
+    ap.add_argument(
+        "--batch-size", type=int, default=128, help="baseline training and fine-tuning batch size"
+    )
+    ap.add_argument(
+        "--channels-last", action="store_true", help="train in channels_last (faster on AVX-512 CPUs)"
+    )
+    ap.add_argument("--sens-val-limit", type=int, help="sensitivity evaluates this many validation images")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=200, help="timed ORT runs per model and batch size")
+    add_reuse_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.workdir)
     t_start = time.perf_counter()
-    data = work / "data"
-    if not (data / "meta.json").exists():
-        cfg = check_config({"dataset": {"name": "bench", "source": "tar", "path": args.tar,
-                                        "max_train_per_class": args.train_per_class,
-                                        "max_test_per_class": args.test_per_class, "calib_size": 64}})["dataset"]
-        prepare(cfg, data)
-    train_cfg = {"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "device": "cpu", "progress": False,
-                 "eval_batch_size": 500, "channels_last": False}
-    if args.baseline:
-        base_pt = Path(args.baseline)
-    else:
-        base_pt = work / args.model / "baseline" / "model.pt"
-        if not base_pt.exists():
-            train_baseline(args.model, data, base_pt, base_pt.with_name("metrics.json"), train_cfg)
-    base = json.loads(base_pt.with_name("metrics.json").read_text())
+    data = reused_data(args, work / "data")
+    train_cfg = cpu_train_cfg(args, eval_batch_size=500, channels_last=args.channels_last)
+    args.model, base_pt, base = baseline_for(args, data, work / args.model / "baseline", train_cfg)
     t_train = time.perf_counter()
     sens = work / args.model / "sensitivity.csv"
     if not (args.reuse and sens.exists()):
-        analyze_sensitivity(base_pt, data, sens, sens.with_suffix(".png"),
-                            {"ratios": [float(r) for r in args.ratios.split(",")], "device": "cpu", "round_to": 8})
+        analyze_sensitivity(
+            base_pt,
+            data,
+            sens,
+            sens.with_suffix(".png"),
+            {
+                "ratios": [float(r) for r in args.ratios.split(",")],
+                "device": "cpu",
+                "round_to": 8,
+                "val_limit": args.sens_val_limit,
+            },
+        )
     t_sens = time.perf_counter()
-    prune_cfg = {"target": {"kind": "macs", "value": args.target}, "round_to": 8, "max_ratio": 0.8,
-                 "finetune": {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "pct_start": 0.1}}
+    prune_cfg = {
+        "target": {"kind": "macs", "value": args.target},
+        "round_to": 8,
+        "max_ratio": 0.8,
+        "finetune": {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "pct_start": 0.1},
+    }
     recipe = work / args.model / "pruned.yaml"
     plan_pruning("pruned", base_pt, recipe, prune_cfg, sens, model_name=args.model)
     pruned_pt = work / args.model / "pruned" / "model.pt"
@@ -103,21 +111,35 @@ def main() -> int:
     for name, pt in (("baseline", base_pt), ("pruned", pruned_pt)):
         model, _ = load_model(pt)
         onnx[name] = export_onnx(model, work / args.model / f"{name}.onnx", 32)
-    lat = {b: ort_latency(onnx, b, args.runs if b == 1 else max(20, args.runs // 8), args.threads) for b in (1, 32)}
-    print(f"\n== bench_prune: {args.model}, JPEG CIFAR-10 subset ({args.train_per_class}/class train pool, "
-          f"{args.test_per_class}/class test), CPU, {args.threads} threads ==")
-    print(f"baseline: {args.epochs} epochs, test acc {base['accuracy']:.4f}, {base['macs'] / 1e6:.2f} M MACs, "
-          f"{base['params'] / 1e6:.3f} M params")
-    print(f"pruned:   {args.finetune_epochs} fine-tune epochs (lr {args.finetune_lr:g}), test acc {pm['accuracy']:.4f}, "
-          f"{pm['macs'] / 1e6:.2f} M MACs, {pm['params'] / 1e6:.3f} M params")
+    lat = {
+        b: ort_latency(onnx, b, args.runs if b == 1 else max(20, args.runs // 8), args.threads)
+        for b in (1, 32)
+    }
+    counts = json.loads((data / "meta.json").read_text())["counts"]
+    print(
+        f"\n== bench_prune: {args.model}, JPEG CIFAR-10 {data} ({counts['train']} train, {counts['val']} val, "
+        f"{counts['test']} test images), CPU, {args.threads} threads =="
+    )
+    print(
+        f"baseline: {base['epochs']} epochs, test acc {base['accuracy']:.4f}, {base['macs'] / 1e6:.2f} M MACs, "
+        f"{base['params'] / 1e6:.3f} M params"
+    )
+    print(
+        f"pruned:   {args.finetune_epochs} fine-tune epochs (lr {args.finetune_lr:g}), test acc {pm['accuracy']:.4f}, "
+        f"{pm['macs'] / 1e6:.2f} M MACs, {pm['params'] / 1e6:.3f} M params"
+    )
     print(f"MACs ratio (baseline/pruned):        {pm['macs_reduction']:.2f}x")
     print(f"params ratio (baseline/pruned):      {pm['params_reduction']:.2f}x")
     print(f"test accuracy change:                {100 * pm['accuracy_change']:+.2f} pt")
     for b, d in lat.items():
-        print(f"ORT CPU latency batch {b:>2}: baseline {d['baseline']:.3f} ms, pruned {d['pruned']:.3f} ms, "
-              f"speed-up {d['baseline'] / d['pruned']:.2f}x")
-    print(f"time: train {t_train - t_start:.0f}s, sensitivity {t_sens - t_train:.0f}s, "
-          f"plan+prune+fine-tune {t_prune - t_sens:.0f}s, total {time.perf_counter() - t_start:.0f}s")
+        print(
+            f"ORT CPU latency batch {b:>2}: baseline {d['baseline']:.3f} ms, pruned {d['pruned']:.3f} ms, "
+            f"speed-up {d['baseline'] / d['pruned']:.2f}x"
+        )
+    print(
+        f"time: train {t_train - t_start:.0f}s, sensitivity {t_sens - t_train:.0f}s, "
+        f"plan+prune+fine-tune {t_prune - t_sens:.0f}s, total {time.perf_counter() - t_start:.0f}s"
+    )
     return 0
 
 

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import prepared_subset, trained_model  # noqa: E402
+from _common import add_reuse_args, baseline_for, cpu_train_cfg, reused_data  # noqa: E402
 
 from edgeopt.quantize.qat import run_qat, write_sweep  # noqa: E402
 
@@ -36,23 +36,29 @@ def main() -> None:
     p.add_argument("--qat-lr", type=float, default=0.002)
     p.add_argument("--bits", nargs="+", default=["8,8", "6,6", "5,5", "4,4", "3,3", "2,2"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm (fake-quantize unfolded weights)")
+    p.add_argument(
+        "--no-fold-bn", action="store_true", help="keep BatchNorm (fake-quantize unfolded weights)"
+    )
     p.add_argument("--tag", default="", help="suffix of the result folder (compare settings side by side)")
+    p.add_argument("--qat-train-limit", type=int, help="fine-tune each pair on this many training images")
+    p.add_argument("--batch-size", type=int, default=128, help="baseline and QAT batch size")
+    add_reuse_args(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    data = prepared_subset(work / "cifar10-subset", args.train_per_class, args.test_per_class)
-    train_cfg = {"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "device": "cpu", "progress": False}
+    data = reused_data(args, work / "cifar10-subset")
+    train_cfg = cpu_train_cfg(args)
     t0 = time.perf_counter()
-    model_pt, metrics = trained_model(args.model, data, work / "models" / args.model, train_cfg)
+    args.model, model_pt, metrics = baseline_for(args, data, work / "models" / args.model, train_cfg)
     print(
         f"{args.model}: baseline test accuracy {metrics['accuracy']:.4f} ({time.perf_counter() - t0:.0f} s)"
     )
     qat_cfg = {
         "epochs": args.qat_epochs,
         "lr": args.qat_lr,
-        "batch_size": 128,
+        "batch_size": args.batch_size,
         "device": "cpu",
+        "train_limit": args.qat_train_limit,
         "overrides": {"@first": {"bits_w": 8, "bits_a": 8}, "@last": {"bits_w": 8, "bits_a": 8}},
         "fold_bn": not args.no_fold_bn,
     }

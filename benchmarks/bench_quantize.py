@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import prepared_subset, trained_model  # noqa: E402
+from _common import add_reuse_args, reused_baseline, reused_data, trained_model  # noqa: E402
 
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
 from edgeopt.harness.runtimes import evaluate, load_runner, preprocess  # noqa: E402
@@ -119,16 +119,25 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--out", default=None, help="JSON with all rows (default: <work>/bench_quantize.json)")
+    add_reuse_args(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    data = prepared_subset(work / "cifar10-subset", args.train_per_class, args.test_per_class)
+    data = reused_data(args, work / "cifar10-subset")
     train_cfg = {"epochs": args.epochs, "batch_size": 64, "lr": 0.05, "device": "cpu", "progress": False}
+    reused = reused_baseline(args)
     rows = []
-    for name in args.models:
-        model_pt, metrics = trained_model(name, data, work / "models" / name, train_cfg)
-        print(f"{name}: trained {args.epochs} epoch(s) on a {args.train_per_class * 10}-image pool (90% train), "
-              f"test accuracy {metrics['accuracy']:.3f}", flush=True)  # fmt: skip
+    for name in [reused[0]] if reused else args.models:
+        if reused:
+            model_pt, metrics = reused[1], reused[2]
+            if metrics.get("variant", "baseline") != "baseline":
+                name = f"{name}-{metrics['variant']}"
+            print(f"{name}: reusing {model_pt}", end=", ")
+        else:
+            model_pt, metrics = trained_model(name, data, work / "models" / name, train_cfg)
+            print(f"{name}: trained {args.epochs} epoch(s) on a {args.train_per_class * 10}-image pool (90% train)",
+                  end=", ")  # fmt: skip
+        print(f"test accuracy {metrics['accuracy']:.4f}", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             rows += bench_model(name, model_pt, data, Path(tmp), args)
     from edgeopt.provenance import device_info, package_versions
@@ -136,11 +145,11 @@ def main() -> None:
     print(
         f"\nCPU: {device_info()['processor']}, {args.threads} threads, batch 1, median of {args.runs} interleaved runs"
     )
-    hdr = f"{'model':10} {'runtime':12} {'fp32 acc':>8} {'int8 acc':>8} {'delta pt':>8} {'agree':>6} {'fp32 ms':>8} {'int8 ms':>8} {'int8 speedup':>12}"  # fmt: skip
+    hdr = f"{'model':16} {'runtime':12} {'fp32 acc':>8} {'int8 acc':>8} {'delta pt':>8} {'agree':>6} {'fp32 ms':>8} {'int8 ms':>8} {'int8 speedup':>12}"  # fmt: skip
     print(hdr)
     for r in rows:
         print(
-            f"{r['model']:10} {r['runtime']:12} {r['fp32_accuracy']:8.4f} {r['int8_accuracy']:8.4f} "
+            f"{r['model']:16} {r['runtime']:12} {r['fp32_accuracy']:8.4f} {r['int8_accuracy']:8.4f} "
             f"{r['delta_pt']:+8.2f} {r['top1_agreement']:6.3f} {r['fp32_ms']:8.3f} {r['int8_ms']:8.3f} "
             f"{r['speedup']:11.2f}x"
         )
