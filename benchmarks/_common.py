@@ -47,7 +47,7 @@ def trained_model(name: str, data: Path, out: Path, train_cfg: dict[str, Any]) -
 def add_reuse_args(p: argparse.ArgumentParser) -> None:
     """Options to run a benchmark on a converged model instead of a quick one trained on a subset."""
     p.add_argument(
-        "--data", help="a prepared dataset cache (`edgeopt prepare` output) instead of a tarball subset"
+        "--data", help="a prepared dataset cache (`edgeopt prepare-data` output) instead of a tarball subset"
     )
     p.add_argument("--baseline", help="a trained model.pt (metrics.json beside it) instead of training one")
 

@@ -226,6 +226,18 @@ def test_prepare_is_deterministic_and_complete(tmp_path: Path, cifar_tar: Path) 
     assert not np.array_equal(load_split(tmp_path / "c", "val").x, load_split(tmp_path / "a", "val").x)
 
 
+def test_splits_are_stored_shuffled_so_a_prefix_samples_every_class(tmp_path: Path, cifar_tar: Path) -> None:
+    """val_limit / test_images / calibration prefixes take the first N images: they must not be one class."""
+    cfg = dataset_cfg(
+        name="t", source="tar", path=str(cifar_tar), max_train_per_class=20, max_test_per_class=5
+    )
+    prepare(cfg, tmp_path / "d")
+    for split, n in (("train", 40), ("val", 10), ("test", 20), ("calib", 40)):
+        y = load_split(tmp_path / "d", split).y
+        assert len(np.unique(y[:n])) >= 5, (split, y[:n])
+        assert not np.all(np.diff(y) >= 0), f"{split} is stored sorted by class"
+
+
 def test_channel_stats_are_exact_on_large_arrays() -> None:
     from edgeopt.data.prepare import channel_stats
 

@@ -35,8 +35,8 @@ def sidecar_path(artifact: str | Path) -> Path:
 def load_test_images(
     data_dir: str | Path, max_images: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The test split (uint8 NHWC, labels) and dataset meta, capped at `max_images` (first N: the
-    split is already shuffled per class by prepare)."""
+    """The test split (uint8 NHWC, labels) and dataset meta, capped at `max_images` (the first N:
+    prepare stores every split in a seeded random order, so they sample all classes)."""
     split = load_split(data_dir, "test")
     meta = load_meta(data_dir)
     x, y = split.x, split.y

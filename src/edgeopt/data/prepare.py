@@ -47,7 +47,17 @@ def split_dataset(data: DatasetArrays, cfg: dict[str, Any]) -> dict[str, Split]:
     calib = Split(train.x[calib_idx], train.y[calib_idx])
     if len(train) == 0 or len(test) == 0:
         raise EdgeoptError("dataset: the split left no training or test images; use more images")
-    return {"train": train, "val": val, "test": test, "calib": calib}
+    # Sources list images class by class; store every split in a seeded random order so that the
+    # first N images (val_limit, test_images, a calibration prefix) are a sample of all classes.
+    order_rng = np.random.default_rng([int(cfg.get("seed", 0)), 1])
+    splits = {"train": train, "val": val, "test": test, "calib": calib}
+    return {name: shuffled(split, order_rng) for name, split in splits.items()}
+
+
+def shuffled(split: Split, rng: np.random.Generator) -> Split:
+    """The same images in a random order (membership unchanged)."""
+    order = rng.permutation(len(split))
+    return Split(split.x[order], split.y[order])
 
 
 def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:

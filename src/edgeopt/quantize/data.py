@@ -28,7 +28,7 @@ def load_calibration(data_dir: str | Path, meta: dict[str, Any], limit: int | No
 
 
 def subset(split: Split, limit: int | None, seed: int = 0) -> Split:
-    """A seeded random subset of `limit` images (splits are stored class by class), or all."""
+    """A seeded random subset of `limit` images, or all (also right for caches written before splits were stored shuffled)."""
     if not limit or limit >= len(split):
         return split
     idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:limit])
