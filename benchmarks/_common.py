@@ -50,6 +50,9 @@ def add_reuse_args(p: argparse.ArgumentParser) -> None:
         "--data", help="a prepared dataset cache (`edgeopt prepare-data` output) instead of a tarball subset"
     )
     p.add_argument("--baseline", help="a trained model.pt (metrics.json beside it) instead of training one")
+    p.add_argument(
+        "--device", default="cpu", help="where training, fine-tuning and evaluation run: cpu|cuda|auto"
+    )
 
 
 def reused_data(args: argparse.Namespace, subset_dir: Path) -> Path:
@@ -74,13 +77,13 @@ def reused_baseline(args: argparse.Namespace) -> tuple[str, Path, dict[str, Any]
     return str(m["model"]), model_pt, m
 
 
-def cpu_train_cfg(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
-    """The `train` section the benchmarks use for a baseline on the CPU (`--epochs`, `--batch-size`)."""
+def bench_train_cfg(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """The `train` section the benchmarks use for a baseline (`--epochs`, `--batch-size`, `--device`)."""
     return {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": 0.1,
-        "device": "cpu",
+        "device": args.device,
         "progress": False,
         **extra,
     }

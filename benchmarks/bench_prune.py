@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, baseline_for, cpu_train_cfg, reused_data  # noqa: E402
+from _common import add_reuse_args, baseline_for, bench_train_cfg, reused_data  # noqa: E402
 
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
 from edgeopt.harness.runtimes import load_runner  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> int:
     work = Path(args.workdir)
     t_start = time.perf_counter()
     data = reused_data(args, work / "data")
-    train_cfg = cpu_train_cfg(args, eval_batch_size=500, channels_last=args.channels_last)
+    train_cfg = bench_train_cfg(args, eval_batch_size=500, channels_last=args.channels_last)
     args.model, base_pt, base = baseline_for(args, data, work / args.model / "baseline", train_cfg)
     t_train = time.perf_counter()
     sens = work / args.model / "sensitivity.csv"
@@ -90,7 +90,7 @@ def main() -> int:
             sens.with_suffix(".png"),
             {
                 "ratios": [float(r) for r in args.ratios.split(",")],
-                "device": "cpu",
+                "device": args.device,
                 "round_to": 8,
                 "val_limit": args.sens_val_limit,
             },

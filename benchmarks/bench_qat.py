@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, baseline_for, cpu_train_cfg, reused_data  # noqa: E402
+from _common import add_reuse_args, baseline_for, bench_train_cfg, reused_data  # noqa: E402
 
 from edgeopt.quantize.qat import run_qat, write_sweep  # noqa: E402
 
@@ -47,7 +47,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     data = reused_data(args, work / "cifar10-subset")
-    train_cfg = cpu_train_cfg(args)
+    train_cfg = bench_train_cfg(args)
     t0 = time.perf_counter()
     args.model, model_pt, metrics = baseline_for(args, data, work / "models" / args.model, train_cfg)
     print(
@@ -57,7 +57,7 @@ def main() -> None:
         "epochs": args.qat_epochs,
         "lr": args.qat_lr,
         "batch_size": args.batch_size,
-        "device": "cpu",
+        "device": args.device,
         "train_limit": args.qat_train_limit,
         "overrides": {"@first": {"bits_w": 8, "bits_a": 8}, "@last": {"bits_w": 8, "bits_a": 8}},
         "fold_bn": not args.no_fold_bn,

@@ -124,7 +124,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     data = reused_data(args, work / "cifar10-subset")
-    train_cfg = {"epochs": args.epochs, "batch_size": 64, "lr": 0.05, "device": "cpu", "progress": False}
+    train_cfg = {
+        "epochs": args.epochs,
+        "batch_size": 64,
+        "lr": 0.05,
+        "device": args.device,
+        "progress": False,
+    }
     reused = reused_baseline(args)
     rows = []
     for name in [reused[0]] if reused else args.models:
