@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, reused_baseline, reused_data, trained_model  # noqa: E402
+from _common import add_reuse_args, bench_train_cfg, reused_baseline, reused_data, trained_model  # noqa: E402
 
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
 from edgeopt.harness.runtimes import evaluate, load_runner, preprocess  # noqa: E402
@@ -116,6 +116,7 @@ def main() -> None:
     p.add_argument("--test-per-class", type=int, default=100)
     p.add_argument("--test-images", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--out", default=None, help="JSON with all rows (default: <work>/bench_quantize.json)")
@@ -124,13 +125,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     data = reused_data(args, work / "cifar10-subset")
-    train_cfg = {
-        "epochs": args.epochs,
-        "batch_size": 64,
-        "lr": 0.05,
-        "device": args.device,
-        "progress": False,
-    }
+    train_cfg = bench_train_cfg(args, lr=0.05)
     reused = reused_baseline(args)
     rows = []
     for name in [reused[0]] if reused else args.models:
