@@ -60,6 +60,12 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=10, help="baseline training epochs")
     ap.add_argument("--finetune-epochs", type=int, default=5)
     ap.add_argument("--finetune-lr", type=float, default=0.05, help="peak OneCycle rate of the fine-tuning")
+    ap.add_argument(
+        "--distill-alpha", type=float, default=0.0, help="weight of the baseline-as-teacher term in fine-tuning (0: off)"
+    )
+    ap.add_argument("--distill-temperature", type=float, default=4.0)
+    ap.add_argument("--prune-steps", type=int, default=1, help="iterative pruning: steps to reach the plan (1: one shot)")
+    ap.add_argument("--epochs-per-step", type=int, default=2, help="fine-tune epochs after each step but the last")
     ap.add_argument("--reuse", action="store_true", help="reuse a sensitivity.csv already in --workdir")
     ap.add_argument("--target", type=float, default=2.5, help="MACs reduction the planner must reach")
     ap.add_argument("--ratios", default="0.25,0.5,0.75", help="sensitivity sweep")
@@ -100,7 +106,13 @@ def main() -> int:
         "target": {"kind": "macs", "value": args.target},
         "round_to": 8,
         "max_ratio": 0.8,
-        "finetune": {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "pct_start": 0.1},
+        "schedule": {"steps": args.prune_steps, "epochs_per_step": args.epochs_per_step},
+        "finetune": {
+            "epochs": args.finetune_epochs,
+            "lr": args.finetune_lr,
+            "pct_start": 0.1,
+            "distill": {"alpha": args.distill_alpha, "temperature": args.distill_temperature},
+        },
     }
     recipe = work / args.model / "pruned.yaml"
     plan_pruning("pruned", base_pt, recipe, prune_cfg, sens, model_name=args.model)
@@ -125,7 +137,10 @@ def main() -> int:
         f"{base['params'] / 1e6:.3f} M params"
     )
     print(
-        f"pruned:   {args.finetune_epochs} fine-tune epochs (lr {args.finetune_lr:g}), test acc {pm['accuracy']:.4f}, "
+        f"pruned:   {pm['prune_steps']} pruning step(s), {pm['finetune_epochs']} fine-tune epochs in all "
+        f"(lr {args.finetune_lr:g}"
+        + (f", distilled alpha {args.distill_alpha:g} T {args.distill_temperature:g}" if args.distill_alpha else "")
+        + f"), val acc before fine-tuning {pm['val_accuracy_before_finetune']:.4f}, test acc {pm['accuracy']:.4f}, "
         f"{pm['macs'] / 1e6:.2f} M MACs, {pm['params'] / 1e6:.3f} M params"
     )
     print(f"MACs ratio (baseline/pruned):        {pm['macs_reduction']:.2f}x")

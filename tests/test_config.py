@@ -43,6 +43,9 @@ def test_defaults_filled_for_missing_sections() -> None:
         ({"dataset": {"source": "zip"}}, "dataset.source"),
         ({"dataset": {"checksum": "crc:12"}}, "dataset.checksum"),
         ({"bogus": 1}, "bogus: unknown key"),
+        ({"prune": {"finetune": {"distill": {"alpha": 1.5}}}}, "prune.finetune.distill.alpha"),
+        ({"prune": {"finetune": {"distill": {"temp": 4}}}}, "prune.finetune.distill.temp: unknown key"),
+        ({"prune": {"schedule": {"steps": 0}}}, "prune.schedule.steps"),
     ],
 )
 def test_bad_values_name_the_key(bad: dict, expected: str) -> None:

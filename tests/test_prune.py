@@ -142,11 +142,13 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
     assert all(r["macs"] < base_macs for r in pruned_rows)  # each group really pruned, MACs measured
 
     cfg = {"target": {"kind": "macs", "value": 1.5}, "round_to": 8, "max_ratio": 0.9,
-           "finetune": {"epochs": 1, "lr": 0.02, "batch_size": 128}, "sparse": {"sparsity": 0.7, "frequency": 1},
+           "finetune": {"epochs": 1, "lr": 0.02, "batch_size": 128, "distill": {"alpha": 0.5, "temperature": 2}},
+           "sparse": {"sparsity": 0.7, "frequency": 1},
            "zeropad": {"ratio": 0.5}}
     recipes = tmp_path / "recipes"
     r = plan_pruning("pruned", tiny_model, recipes / "pruned.yaml", cfg, csv_path, model_name="resnet20")
     assert r["planned"]["reached_reduction"] >= 1.5
+    assert r["schedule"] == {"steps": 1, "epochs_per_step": 2}  # one shot unless prune.schedule says otherwise
     assert yaml.safe_load((recipes / "pruned.yaml").read_text())["ratios"] == r["ratios"]
     plan_pruning("zeropad", tiny_model, recipes / "zeropad.yaml", cfg)
     edited = yaml.safe_load((recipes / "zeropad.yaml").read_text())  # a user edits the recipe; it replays
@@ -175,6 +177,7 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
         m = prune_model(recipes / f"{variant}.yaml", tiny_model, tiny_data, out / "model.pt", out / "metrics.json",
                         tiny_train_cfg, base_metrics)
         assert m["finetune_epochs"] == (0 if variant == "zeropad" else 1)
+        assert m["finetune_distill"] == {"alpha": 0.5, "temperature": 2.0}  # the baseline taught the pruned model
         for k in ("accuracy", "macs", "params", "nonzero_params", "weight_sparsity", "finetune_seconds",
                   "baseline_accuracy", "provenance"):
             assert k in m, k
@@ -200,6 +203,11 @@ def test_recipe_replay_errors_are_one_line(tiny_model: Path, tiny_data: Path, tm
     recipe.write_text(yaml.safe_dump({"version": 1, "pruner": "magic"}))
     assert cli_main(args) == 2
     assert "unknown pruner 'magic'" in capsys.readouterr().err
+    recipe.write_text(yaml.safe_dump({"version": 1, "pruner": "structured", "ratios": {},
+                                      "finetune": {"distill": {"alpha": 3}}}))
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "finetune: distill.alpha: must be a number in [0, 1], got 3" in err[0]
 
 
 @pytest.mark.parametrize("arch", ["resnet20", "vgg16"])
@@ -326,3 +334,44 @@ def test_zeropad_plan_honours_prune_ignore() -> None:
     inner_ignored, _ = plan_zeropad(model, meta, {"zeropad": {"ratio": 0.5}, "ignore": [kept]})
     assert kept not in inner_ignored
     assert set(inner_ignored) == set(inner) - {kept}
+
+
+def test_step_keeps_removes_an_equal_share_per_step() -> None:
+    from edgeopt.prune.groups import step_keeps
+
+    assert step_keeps(64, 16, 3) == [48, 32, 16]
+    assert step_keeps(16, 8, 1) == [8]
+    assert step_keeps(32, 32, 4) == [32, 32, 32, 32]  # an unpruned group stays
+
+
+@pytest.mark.slow
+def test_iterative_schedule_reaches_the_one_shot_widths(tiny_model: Path, tiny_data: Path, tiny_train_cfg: dict,
+                                                         tmp_path: Path) -> None:
+    """Three prune/fine-tune steps end at exactly the widths one-shot pruning of the same recipe gives, passing
+    through the intermediate widths, and the metrics record every step's fine-tuning."""
+    from edgeopt.prune.apply import prune_model
+
+    ratios = {"layer1.0.conv1": 0.5, "layer2.1.conv1": 0.75, "layer3.0.conv1": 0.5}
+    recipe = {"version": 1, "model": "resnet20", "pruner": "structured", "round_to": 8, "ratios": ratios,
+              "schedule": {"steps": 3, "epochs_per_step": 1}, "finetune": {"epochs": 1, "lr": 0.02}}
+    path = tmp_path / "iterative.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "iterative"
+    m = prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)
+    one_shot, meta = load_model(tiny_model)
+    prune_structured(one_shot, ratios, 32, 3, 10, 8)
+    iterative, _ = load_model(out / "model.pt")
+    assert conv_widths(iterative) == conv_widths(one_shot)
+    assert m["pruning"]["steps"]["layer2.1.conv1"] == [24, 16, 8]  # 32 -> 8 channels in three equal steps
+    assert m["prune_steps"] == 3 and m["finetune_epochs"] == 3
+    assert [h["step"] for h in m["history"]] == [1, 2, 3]
+    assert m["macs_reduction"] > 1.1 and ort_parity(iterative, out / "model.onnx") < 1e-3
+
+    for bad, msg in (({"steps": 0}, "schedule.steps: must be an integer >= 1, got 0"),
+                     ({"step": 2}, "schedule.step: unknown key")):
+        path.write_text(yaml.safe_dump({**recipe, "schedule": bad}))
+        with pytest.raises(EdgeoptError, match=re.escape(msg)):
+            prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)
+    path.write_text(yaml.safe_dump({"version": 1, "pruner": "zeropad", "schedule": {"steps": 2}}))
+    with pytest.raises(EdgeoptError, match="structured pruner only"):
+        prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)

@@ -203,3 +203,47 @@ def test_bench_train_prints_side_by_side_ratio() -> None:
     assert any(line.strip().startswith("plain loop") for line in lines)
     ratio = [line for line in lines if "ratio" in line][0]
     assert float(ratio.split(":")[1].split("x")[0]) > 0
+
+
+def test_distillation_makes_the_student_follow_its_teacher(tiny_data: Path) -> None:
+    """alpha=1 trains on the teacher's outputs only: the student must agree with a teacher whose answers
+    have nothing to do with the labels, far more than a student trained on the labels does."""
+    from edgeopt.train.distill import Distill
+
+    train, _ = _data(tiny_data)
+    torch.manual_seed(1)
+    teacher = create_model("resnet20").eval()
+    with torch.no_grad():
+        teacher.fc.weight.mul_(50)  # a confident, label-blind teacher
+    with torch.no_grad():
+        t_pred = torch.cat([teacher(x).argmax(1) for x, _ in train.batches(256)])
+    settings = TrainSettings.from_config(
+        {"epochs": 4, "batch_size": 60, "lr": 0.05, "device": "cpu", "progress": False, "crop_padding": 0, "flip": False}
+    )
+
+    def agreement(distill: Distill) -> float:
+        torch.manual_seed(0)
+        student = create_model("resnet20")
+        fit(student, train, None, settings, teacher=teacher, distill=distill)
+        with torch.no_grad():
+            s_pred = torch.cat([student(x).argmax(1) for x, _ in train.batches(256)])
+        return float((s_pred == t_pred).float().mean())
+
+    assert len(set(t_pred.tolist())) > 1
+    taught, labels_only = agreement(Distill(1.0, 1.0)), agreement(Distill(0.0))
+    assert taught > 0.6 and taught > labels_only + 0.2, (taught, labels_only)
+
+
+def test_distill_settings_are_checked() -> None:
+    from edgeopt.train.distill import Distill
+
+    assert not Distill.from_config(None, "r").enabled
+    assert Distill.from_config({"alpha": 0.8}, "r") == Distill(0.8, 4.0)
+    for bad, key in (({"alpha": 2}, "distill.alpha"), ({"temperature": 0}, "distill.temperature"),
+                     ({"beta": 1}, "distill.beta"), ([0.5], "distill")):
+        with pytest.raises(EdgeoptError, match=key.replace(".", r"\.")):
+            Distill.from_config(bad, "recipe.yaml: finetune")
+    s = torch.randn(4, 10)
+    hard = torch.tensor(1.5)
+    assert float(Distill(1.0, 3.0).loss(hard, s, s)) == pytest.approx(0.0, abs=1e-6)  # teacher matched: no loss
+    assert float(Distill(0.0).loss(hard, s, -s)) == pytest.approx(1.5)  # alpha 0: the hard loss alone

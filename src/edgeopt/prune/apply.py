@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from edgeopt.prune.common import load_for_pruning
 from edgeopt.prune.pruners import PRUNERS, Applied
 from edgeopt.prune.recipe import load_recipe
 from edgeopt.train.baseline import load_device_splits
+from edgeopt.train.distill import Distill
 from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
 
 
@@ -24,6 +28,14 @@ def steps_per_run(n_train: int, settings: TrainSettings) -> int:
     """Optimizer steps `fit` will take (the AGP schedule is laid out over them)."""
     per_epoch = max(1, math.floor(n_train / settings.batch_size)) if n_train >= settings.batch_size else 1
     return max(1, settings.epochs * per_epoch)
+
+
+def _stage_checkpoint(checkpoint: str | Path | None, step: int) -> Path | None:
+    """Step 1's fine-tuning checkpoint is the given file; each later step of an iterative schedule has its own."""
+    if checkpoint is None or step == 1:
+        return Path(checkpoint) if checkpoint else None
+    c = Path(checkpoint)
+    return c.with_name(f"{c.stem}.step{step}{c.suffix}")
 
 
 def apply_recipe(model: torch.nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
@@ -43,20 +55,38 @@ def prune_model(
 ) -> dict[str, Any]:
     """Recipe + baseline model -> pruned, fine-tuned `model.pt` and `metrics.json`."""
     recipe = load_recipe(recipe_path)
-    settings = TrainSettings.from_config({**train_cfg, **recipe.get("finetune", {})})
+    finetune = dict(recipe.get("finetune") or {})
+    distill = Distill.from_config(finetune.pop("distill", None), str(recipe_path))
+    settings = TrainSettings.from_config({**train_cfg, **finetune})
+    # the recipe (layer widths, teacher term) is part of the checkpoint fingerprint: an edited recipe restarts
+    settings.extra = {**settings.extra, "recipe": json.dumps(recipe, sort_keys=True, default=str)}
     torch.manual_seed(settings.seed)
     device = resolve_device(settings.device)
     model, meta = load_for_pruning(str(model_path), "cpu")
     _, data = load_device_splits(data_dir, device, settings.channels_last)
     amp = autocast_dtype(settings.precision, device)
     base_stats = model_stats(model, meta["image_size"], meta["in_channels"])
+    teacher = copy.deepcopy(model) if distill.enabled else None
     applied = apply_recipe(model, recipe, meta)
     model.to(device)
     hook = applied.hook_factory(steps_per_run(len(data["train"]), settings)) if applied.hook_factory else None
     before = evaluate(model, data["val"], settings.eval_batch_size, amp)
     variant = recipe.get("variant", Path(out_model).parent.name)
-    result = fit(model, data["train"], data["val"], settings, checkpoint, after_step=hook,
-                 desc=f"{recipe.get('model', '')}/{variant}")
+    desc = f"{recipe.get('model', '')}/{variant}"
+    history, seconds = [], 0.0
+    n_steps = len(applied.stages) + 1
+    for i, prune_next in enumerate(applied.stages, 1):  # iterative schedule: fine-tune, then the next step
+        stage_settings = dataclasses.replace(settings, epochs=applied.epochs_per_stage)
+        r = fit(model, data["train"], data["val"], stage_settings, _stage_checkpoint(checkpoint, i),
+                desc=f"{desc} step {i}/{n_steps}", teacher=teacher, distill=distill)
+        history += [{**h, "step": i} for h in r.history]
+        seconds += r.train_seconds
+        model = model.to(memory_format=torch.contiguous_format)
+        prune_next()
+    result = fit(model, data["train"], data["val"], settings, _stage_checkpoint(checkpoint, n_steps),
+                 after_step=hook, desc=desc, teacher=teacher, distill=distill)
+    history += [{**h, "step": n_steps} for h in result.history] if n_steps > 1 else result.history
+    seconds += result.train_seconds
     if hook is not None:
         hook.finalize()
     model = model.to(memory_format=torch.contiguous_format)
@@ -81,13 +111,15 @@ def prune_model(
         "macs_reduction": base_stats["macs"] / max(stats["macs"], 1),
         "params_reduction": base_stats["params"] / max(stats["params"], 1),
         "val_accuracy_before_finetune": before["accuracy"],
-        "val_accuracy": result.history[-1].get("val_accuracy") if result.history else before["accuracy"],
-        "finetune_epochs": settings.epochs,
-        "finetune_seconds": result.train_seconds,
+        "val_accuracy": history[-1].get("val_accuracy") if history else before["accuracy"],
+        "prune_steps": n_steps,
+        "finetune_epochs": settings.epochs + (n_steps - 1) * applied.epochs_per_stage,
+        "finetune_distill": {"alpha": distill.alpha, "temperature": distill.temperature} if distill.enabled else None,
+        "finetune_seconds": seconds,
         "sparsity_schedule": getattr(hook, "schedule", None),
         "pruning": applied.report,
         "recipe": str(recipe_path),
-        "history": result.history,
+        "history": history,
         "provenance": provenance({"recipe": recipe, "train": train_cfg}, str(device)),
     }
     write_json(out_metrics, metrics)
@@ -107,8 +139,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     if args.threads:
         torch.set_num_threads(args.threads)
     base = json.loads(Path(args.baseline_metrics).read_text()) if args.baseline_metrics else None

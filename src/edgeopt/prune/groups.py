@@ -104,6 +104,29 @@ def kept_channels(channels: int, ratio: float, round_to: int | None) -> int:
     return int(min(channels, max(1, round(keep))))
 
 
+def resolve_ratios(ratios: dict[str, float], members: dict[str, list[str]]) -> dict[str, float]:
+    """Recipe names (a group's name or any of its member layers) -> group names; unknown names are errors."""
+    alias = {m: gname for gname, ms in members.items() for m in ms}
+    resolved: dict[str, float] = {}
+    for name, r in ratios.items():
+        if name not in alias:
+            raise EdgeoptError(f"recipe: unknown or unprunable layer {name!r} (prunable groups: {', '.join(members)})")
+        g = alias[name]
+        if g in resolved and name != g:
+            raise EdgeoptError(f"recipe: layer {name!r} is in group {g!r}, which is already given a ratio")
+        resolved[g] = float(r)
+    return resolved
+
+
+def step_keeps(channels: int, final: int, steps: int) -> list[int]:
+    """Channels kept after each of `steps` pruning steps, an equal share removed per step (the last is `final`).
+
+    Iterative pruning (prune a little, fine-tune, repeat) keeps the network trainable where one-shot
+    pruning to the same width collapses it; intermediate counts are not rounded (never deployed).
+    """
+    return [channels - round((channels - final) * i / steps) for i in range(1, steps + 1)]
+
+
 def prune_structured(
     model: nn.Module,
     ratios: dict[str, float],
@@ -126,19 +149,7 @@ def prune_structured(
     ignored = classifier_layers(model, num_classes) + _modules_named(model, ignore or [])
     dg = build_graph(model, image_size, in_channels)
     infos = list(_iter_groups(model, dg, ignored))
-    alias: dict[str, str] = {}
-    for gname, _, members, _ in infos:
-        for m in members:
-            alias[m] = gname
-    resolved: dict[str, float] = {}
-    for name, r in ratios.items():
-        if name not in alias:
-            known = ", ".join(g for g, *_ in infos)
-            raise EdgeoptError(f"recipe: unknown or unprunable layer {name!r} (prunable groups: {known})")
-        g = alias[name]
-        if g in resolved and name != g:
-            raise EdgeoptError(f"recipe: layer {name!r} is in group {g!r}, which is already given a ratio")
-        resolved[g] = float(r)
+    resolved = resolve_ratios(ratios, {gname: members for gname, _, members, _ in infos})
     roots = {gname: root for gname, root, _, _ in infos}
     report: dict[str, dict[str, int]] = {}
     with torch.no_grad():

@@ -206,6 +206,7 @@ def plan_pruning(
         "source": str(model_path),
     }
     finetune = dict(cfg.get("finetune") or {})
+    sched = dict(cfg.get("schedule") or {})
     round_to = cfg.get("round_to", 8)
     if variant == "pruned":
         if sensitivity_csv is None:
@@ -226,6 +227,7 @@ def plan_pruning(
             "planned": {**summary, "sensitivity": str(sensitivity_csv),
                         **({"baseline_latency_ms": latency, "latency_model": "proportional to MACs"} if latency else {})},
             "ratios": dict(sorted(ratios.items())),
+            "schedule": {"steps": int(sched.get("steps", 1)), "epochs_per_step": int(sched.get("epochs_per_step", 2))},
             "finetune": finetune,
         }
     elif variant == "zeropad":

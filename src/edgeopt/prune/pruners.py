@@ -13,7 +13,14 @@ from typing import Any, Protocol
 from torch import nn
 
 from edgeopt.errors import EdgeoptError
-from edgeopt.prune.groups import IMPORTANCES, prune_structured
+from edgeopt.prune.groups import (
+    IMPORTANCES,
+    kept_channels,
+    list_groups,
+    prune_structured,
+    resolve_ratios,
+    step_keeps,
+)
 from edgeopt.prune.sparse import SCOPES, AGPMasker
 from edgeopt.prune.zeropad import prune_zeropad
 
@@ -25,6 +32,8 @@ class Applied:
     report: dict[str, Any]
     hook_factory: Callable[[int], Any] | None = None  # total fine-tuning steps -> after_step hook
     hooks: list[Any] = field(default_factory=list)
+    stages: list[Callable[[], None]] = field(default_factory=list)  # later pruning steps (iterative schedule)
+    epochs_per_stage: int = 0  # fine-tuning epochs before each of `stages`
 
 
 class Pruner(Protocol):
@@ -76,18 +85,56 @@ def _prune_groups(model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]
     )
 
 
+def _schedule(recipe: dict[str, Any], where: str) -> tuple[int, int]:
+    """(steps, epochs_per_step) of a structured recipe's iterative `schedule` (default: one shot)."""
+    sched = recipe.get("schedule") or {}
+    if not isinstance(sched, dict):
+        raise EdgeoptError(f"{where}: schedule: must be a mapping with steps and epochs_per_step")
+    for k in sched:
+        if k not in ("steps", "epochs_per_step"):
+            raise EdgeoptError(f"{where}: schedule.{k}: unknown key (allowed: steps, epochs_per_step)")
+    steps, epochs = sched.get("steps", 1), sched.get("epochs_per_step", 2)
+    for key, v, low in (("steps", steps, 1), ("epochs_per_step", epochs, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise EdgeoptError(f"{where}: schedule.{key}: must be an integer >= {low}, got {v!r}")
+    return steps, epochs
+
+
 @register_pruner("structured")
 class StructuredPruner:
-    """DepGraph channel pruning: `ratios` per group, importance `l2`/`l1`/`random`, `round_to`."""
+    """DepGraph channel pruning: `ratios` per group, importance `l2`/`l1`/`random`, `round_to`, and an optional
+    iterative `schedule` ({steps, epochs_per_step}: prune an equal share per step, fine-tune in between)."""
 
     def check(self, recipe: dict[str, Any], where: str) -> None:
         _ratios(recipe, "ratios", where)
         _round_to(recipe, where)
+        _schedule(recipe, where)
         if recipe.get("importance", "l2") not in IMPORTANCES:
             raise EdgeoptError(f"{where}: importance: unknown {recipe.get('importance')!r} (known: {', '.join(IMPORTANCES)})")
 
     def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
-        return Applied({"groups": _prune_groups(model, recipe, meta)})
+        steps, epochs = _schedule(recipe, "recipe")
+        if steps == 1:
+            return Applied({"groups": _prune_groups(model, recipe, meta)})
+        infos = list_groups(model, meta["image_size"], meta.get("in_channels", 3), meta.get("num_classes"),
+                            list(recipe.get("ignore") or []))
+        ratios = resolve_ratios(_ratios(recipe, "ratios", "recipe"), {g.name: g.members for g in infos})
+        channels = {g.name: g.channels for g in infos}
+        round_to = _round_to(recipe, "recipe")
+        keeps = {g: step_keeps(channels[g], kept_channels(channels[g], r, round_to), steps) for g, r in ratios.items()}
+        current = dict(channels)
+
+        def stage(i: int) -> None:
+            """Prune every group to its step-`i` channel count (ratios relative to the current widths)."""
+            step = {g: 1.0 - k[i] / current[g] for g, k in keeps.items()}
+            prune_structured(model, step, meta["image_size"], meta.get("in_channels", 3), meta.get("num_classes"),
+                             None, recipe.get("importance", "l2"), list(recipe.get("ignore") or []))
+            current.update({g: k[i] for g, k in keeps.items()})
+
+        stage(0)
+        report = {"groups": {g: {"before": channels[g], "after": k[-1]} for g, k in keeps.items()},
+                  "steps": {g: k for g, k in keeps.items()}}
+        return Applied(report, stages=[lambda i=i: stage(i) for i in range(1, steps)], epochs_per_stage=epochs)
 
 
 @register_pruner("zeropad")
@@ -98,6 +145,8 @@ class ZeroPadPruner:
         _ratios(recipe, "ratios", where)
         _ratios(recipe, "blocks", where)
         _round_to(recipe, where)
+        if recipe.get("schedule"):
+            raise EdgeoptError(f"{where}: schedule: iterative steps are supported by the structured pruner only")
 
     def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
         inner = _prune_groups(model, recipe, meta)

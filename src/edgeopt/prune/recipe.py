@@ -14,12 +14,14 @@ import yaml
 
 from edgeopt.atomic import write_text
 from edgeopt.errors import EdgeoptError
+from edgeopt.train.distill import Distill
 
 RECIPE_VERSION = 1
 HEADER = (
     "# edgeopt compression recipe (edit and replay: python -m edgeopt prune --recipe THIS_FILE ...)\n"
     "# pruner: structured | zeropad | unstructured;  ratios: share of each group's channels removed;\n"
-    "# finetune: overrides of the `train` config section used for fine-tuning after pruning.\n"
+    "# finetune: overrides of the `train` config section used for fine-tuning after pruning,\n"
+    "#   plus distill: {alpha, temperature} (the unpruned model teaches the pruned one; alpha 0: off).\n"
 )
 
 
@@ -48,5 +50,6 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     ft = recipe.get("finetune", {})
     if not isinstance(ft, dict):
         raise EdgeoptError(f"{path}: finetune: must be a mapping of train settings")
+    Distill.from_config(ft.get("distill"), f"{path}: finetune")
     PRUNERS[pruner].check(recipe, str(path))
     return recipe

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from edgeopt.atomic import atomic_path
 from edgeopt.errors import EdgeoptError
 from edgeopt.train.device_data import DeviceData
+from edgeopt.train.distill import Distill
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -135,17 +136,25 @@ def fit(
     after_step: Callable[[nn.Module, int], None] | None = None,
     desc: str = "train",
     params: list[nn.Parameter] | None = None,
+    teacher: nn.Module | None = None,
+    distill: Distill | None = None,
 ) -> FitResult:
     """Train `model` in place; resume from `checkpoint` when it matches these settings.
 
     `after_step(model, global_step)` runs after every optimizer step (pruning masks, AGP
-    schedules); `params` restricts what is optimised (layer freezing).
+    schedules); `params` restricts what is optimised (layer freezing); `teacher` + `distill`
+    add a knowledge-distillation term (the teacher stays frozen, in eval mode).
     """
     device = train.device
     amp = autocast_dtype(settings.precision, device)
     model.to(device)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
+    kd = distill if teacher is not None and distill is not None and distill.enabled else None
+    if kd is not None:
+        teacher = teacher.to(device).eval().requires_grad_(False)
+        if settings.channels_last:
+            teacher.to(memory_format=torch.channels_last)
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     fused = device.type == "cuda"
     opt = torch.optim.SGD(
@@ -206,7 +215,12 @@ def fit(
         n_batches = 0
         for x, y in bar:
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                loss = loss_fn(model(x), y)
+                logits = model(x)
+                loss = loss_fn(logits, y)
+                if kd is not None:
+                    with torch.no_grad():
+                        soft_targets = teacher(x)
+                    loss = kd.loss(loss, logits, soft_targets)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
