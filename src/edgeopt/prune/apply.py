@@ -32,10 +32,10 @@ def steps_per_run(n_train: int, settings: TrainSettings) -> int:
 
 def _stage_checkpoint(checkpoint: str | Path | None, step: int) -> Path | None:
     """Step 1's fine-tuning checkpoint is the given file; each later step of an iterative schedule has its own."""
-    if checkpoint is None or step == 1:
-        return Path(checkpoint) if checkpoint else None
+    if checkpoint is None:
+        return None
     c = Path(checkpoint)
-    return c.with_name(f"{c.stem}.step{step}{c.suffix}")
+    return c if step == 1 else c.with_name(f"{c.stem}.step{step}{c.suffix}")
 
 
 def apply_recipe(model: torch.nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:

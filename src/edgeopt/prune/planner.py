@@ -21,6 +21,7 @@ from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.prune.common import count, load_for_pruning
 from edgeopt.prune.groups import list_groups, prune_structured
+from edgeopt.prune.pruners import read_schedule
 from edgeopt.prune.recipe import RECIPE_VERSION, save_recipe
 from edgeopt.prune.sensitivity import read_csv
 from edgeopt.prune.zeropad import residual_blocks
@@ -206,7 +207,6 @@ def plan_pruning(
         "source": str(model_path),
     }
     finetune = dict(cfg.get("finetune") or {})
-    sched = dict(cfg.get("schedule") or {})
     round_to = cfg.get("round_to", 8)
     if variant == "pruned":
         if sensitivity_csv is None:
@@ -217,6 +217,7 @@ def plan_pruning(
                 raise EdgeoptError("prune.target: kind latency needs --bench (the baseline benchmark JSON)")
             latency = bench_latency_ms(bench_json)
         ratios, summary = plan_structured(model, meta, read_csv(sensitivity_csv), cfg, latency)
+        steps, epochs_per_step = read_schedule(cfg, "prune")
         recipe = {
             **common,
             "pruner": "structured",
@@ -227,7 +228,7 @@ def plan_pruning(
             "planned": {**summary, "sensitivity": str(sensitivity_csv),
                         **({"baseline_latency_ms": latency, "latency_model": "proportional to MACs"} if latency else {})},
             "ratios": dict(sorted(ratios.items())),
-            "schedule": {"steps": int(sched.get("steps", 1)), "epochs_per_step": int(sched.get("epochs_per_step", 2))},
+            "schedule": {"steps": steps, "epochs_per_step": epochs_per_step},
             "finetune": finetune,
         }
     elif variant == "zeropad":

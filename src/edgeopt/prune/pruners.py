@@ -70,22 +70,27 @@ def _round_to(recipe: dict[str, Any], where: str) -> int | None:
     return r
 
 
-def _prune_groups(model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """DepGraph pruning of the recipe's `ratios`, shared by the structured and zero-padding pruners so both
-    honour the same `importance`, `round_to` and `ignore` settings."""
+def _prune_groups(
+    model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any], step_ratios: dict[str, float] | None = None
+) -> dict[str, dict[str, int]]:
+    """DepGraph pruning of the recipe's `ratios`, shared by the structured and zero-padding pruners (and every
+    step of an iterative schedule) so all honour the same `importance`, `round_to` and `ignore` settings.
+
+    `step_ratios` (one step of an iterative schedule) replaces `ratios` and are applied unrounded: they are
+    computed to land on exact channel counts."""
     return prune_structured(
         model,
-        _ratios(recipe, "ratios", "recipe"),
+        _ratios(recipe, "ratios", "recipe") if step_ratios is None else step_ratios,
         meta["image_size"],
         meta.get("in_channels", 3),
         meta.get("num_classes"),
-        _round_to(recipe, "recipe"),
+        _round_to(recipe, "recipe") if step_ratios is None else None,
         recipe.get("importance", "l2"),
         list(recipe.get("ignore") or []),
     )
 
 
-def _schedule(recipe: dict[str, Any], where: str) -> tuple[int, int]:
+def read_schedule(recipe: dict[str, Any], where: str) -> tuple[int, int]:
     """(steps, epochs_per_step) of a structured recipe's iterative `schedule` (default: one shot)."""
     sched = recipe.get("schedule") or {}
     if not isinstance(sched, dict):
@@ -108,12 +113,12 @@ class StructuredPruner:
     def check(self, recipe: dict[str, Any], where: str) -> None:
         _ratios(recipe, "ratios", where)
         _round_to(recipe, where)
-        _schedule(recipe, where)
+        read_schedule(recipe, where)
         if recipe.get("importance", "l2") not in IMPORTANCES:
             raise EdgeoptError(f"{where}: importance: unknown {recipe.get('importance')!r} (known: {', '.join(IMPORTANCES)})")
 
     def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
-        steps, epochs = _schedule(recipe, "recipe")
+        steps, epochs = read_schedule(recipe, "recipe")
         if steps == 1:
             return Applied({"groups": _prune_groups(model, recipe, meta)})
         infos = list_groups(model, meta["image_size"], meta.get("in_channels", 3), meta.get("num_classes"),
@@ -126,9 +131,7 @@ class StructuredPruner:
 
         def stage(i: int) -> None:
             """Prune every group to its step-`i` channel count (ratios relative to the current widths)."""
-            step = {g: 1.0 - k[i] / current[g] for g, k in keeps.items()}
-            prune_structured(model, step, meta["image_size"], meta.get("in_channels", 3), meta.get("num_classes"),
-                             None, recipe.get("importance", "l2"), list(recipe.get("ignore") or []))
+            _prune_groups(model, recipe, meta, {g: 1.0 - k[i] / current[g] for g, k in keeps.items()})
             current.update({g: k[i] for g, k in keeps.items()})
 
         stage(0)
