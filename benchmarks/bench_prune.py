@@ -66,6 +66,9 @@ def main() -> int:
     ap.add_argument("--distill-temperature", type=float, default=4.0)
     ap.add_argument("--prune-steps", type=int, default=1, help="iterative pruning: steps to reach the plan (1: one shot)")
     ap.add_argument("--epochs-per-step", type=int, default=2, help="fine-tune epochs after each step but the last")
+    ap.add_argument("--regularize-epochs", type=int, default=0,
+                    help="growing regularization: epochs shrinking the channels to cut before the cut (0: off)")
+    ap.add_argument("--regularize-shrink", type=float, default=0.01, help="per-step shrink at full strength")
     ap.add_argument("--reuse", action="store_true", help="reuse a sensitivity.csv already in --workdir")
     ap.add_argument("--target", type=float, default=2.5, help="MACs reduction the planner must reach")
     ap.add_argument("--ratios", default="0.25,0.5,0.75", help="sensitivity sweep")
@@ -107,6 +110,7 @@ def main() -> int:
         "round_to": 8,
         "max_ratio": 0.8,
         "schedule": {"steps": args.prune_steps, "epochs_per_step": args.epochs_per_step},
+        "regularize": {"epochs": args.regularize_epochs, "shrink": args.regularize_shrink},
         "finetune": {
             "epochs": args.finetune_epochs,
             "lr": args.finetune_lr,
@@ -140,7 +144,10 @@ def main() -> int:
         f"pruned:   {pm['prune_steps']} pruning step(s), {pm['finetune_epochs']} fine-tune epochs in all "
         f"(lr {args.finetune_lr:g}"
         + (f", distilled alpha {args.distill_alpha:g} T {args.distill_temperature:g}" if args.distill_alpha else "")
-        + f"), val acc before fine-tuning {pm['val_accuracy_before_finetune']:.4f}, test acc {pm['accuracy']:.4f}, "
+        + (f", {args.regularize_epochs} of them regularizing before the cut" if args.regularize_epochs else "")
+        + f"), val acc before fine-tuning {pm['val_accuracy_before_finetune']:.4f}"
+        + "".join(f", after cut {i} {a:.4f}" for i, a in enumerate(pm["val_accuracy_after_cuts"], 1))
+        + f", test acc {pm['accuracy']:.4f}, "
         f"{pm['macs'] / 1e6:.2f} M MACs, {pm['params'] / 1e6:.3f} M params"
     )
     print(f"MACs ratio (baseline/pruned):        {pm['macs_reduction']:.2f}x")

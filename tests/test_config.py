@@ -46,6 +46,9 @@ def test_defaults_filled_for_missing_sections() -> None:
         ({"prune": {"finetune": {"distill": {"alpha": 1.5}}}}, "prune.finetune.distill.alpha"),
         ({"prune": {"finetune": {"distill": {"temp": 4}}}}, "prune.finetune.distill.temp: unknown key"),
         ({"prune": {"schedule": {"steps": 0}}}, "prune.schedule.steps"),
+        ({"prune": {"regularize": {"shrink": 2}}}, "prune.regularize.shrink"),
+        ({"prune": {"regularize": {"epochs": 3, "schedule": 1}}}, "prune.regularize.schedule: unknown key"),
+        ({"prune": {"regularize": {"epochs": 3}, "schedule": {"steps": 2}}}, "prune.regularize: cannot be combined"),
     ],
 )
 def test_bad_values_name_the_key(bad: dict, expected: str) -> None:

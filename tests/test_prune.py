@@ -149,6 +149,10 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
     r = plan_pruning("pruned", tiny_model, recipes / "pruned.yaml", cfg, csv_path, model_name="resnet20")
     assert r["planned"]["reached_reduction"] >= 1.5
     assert r["schedule"] == {"steps": 1, "epochs_per_step": 2}  # one shot unless prune.schedule says otherwise
+    assert r["regularize"] == {"epochs": 0, "shrink": 0.01, "ramp": 0.5}  # off unless prune.regularize says so
+    with pytest.raises(EdgeoptError, match=re.escape("prune: regularize: cannot be combined with schedule.steps")):
+        plan_pruning("pruned", tiny_model, recipes / "bad.yaml", {**cfg, "schedule": {"steps": 2},
+                                                                  "regularize": {"epochs": 1}}, csv_path)
     assert yaml.safe_load((recipes / "pruned.yaml").read_text())["ratios"] == r["ratios"]
     plan_pruning("zeropad", tiny_model, recipes / "zeropad.yaml", cfg)
     edited = yaml.safe_load((recipes / "zeropad.yaml").read_text())  # a user edits the recipe; it replays
@@ -374,4 +378,59 @@ def test_iterative_schedule_reaches_the_one_shot_widths(tiny_model: Path, tiny_d
             prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)
     path.write_text(yaml.safe_dump({"version": 1, "pruner": "zeropad", "schedule": {"steps": 2}}))
     with pytest.raises(EdgeoptError, match="structured pruner only"):
+        prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)
+
+
+@pytest.mark.slow
+def test_growing_regularization_makes_the_cut_harmless(tiny_model: Path, tiny_data: Path, tiny_train_cfg: dict,
+                                                        tmp_path: Path) -> None:
+    """Training while shrinking the planned channels drives them to ~0, so cutting them barely changes the logits
+    (a one-shot cut of the same channels changes them a lot); prune_model records the phase and ends at the
+    one-shot widths."""
+    from edgeopt.prune.apply import apply_recipe, prune_model
+    from edgeopt.train.baseline import load_device_splits
+    from edgeopt.train.loop import TrainSettings, fit
+
+    ratios = {"layer1.0.conv1": 0.5, "layer2.1.conv1": 0.75, "layer3.0.conv1": 0.5, "conv1": 0.5}
+    recipe = {"version": 1, "model": "resnet20", "pruner": "structured", "round_to": 8, "ratios": ratios,
+              "regularize": {"epochs": 2, "shrink": 0.5, "ramp": 0.2}, "finetune": {"epochs": 1, "lr": 0.02}}
+    model, meta = load_model(tiny_model)
+    x = torch.randn(8, 3, 32, 32)
+    one_shot = copy.deepcopy(model)
+    prune_structured(one_shot, ratios, 32, 3, 10, 8)
+    with torch.no_grad():
+        cut_change = (one_shot.eval()(x) - model.eval()(x)).abs().max().item()
+    applied = apply_recipe(model, recipe, meta)
+    assert conv_widths(model) == conv_widths(load_model(tiny_model)[0])  # nothing cut before the phase
+    _, data = load_device_splits(tiny_data, torch.device("cpu"), False)
+    settings = TrainSettings.from_config({**tiny_train_cfg, "epochs": 2, "lr": 0.02})
+    fit(model, data["train"], None, settings, after_step=applied.stage_hook_factory(10))
+    with torch.no_grad():
+        before = model.eval()(x)
+    applied.stages[0]()
+    with torch.no_grad():
+        reg_change = (model.eval()(x) - before).abs().max().item()
+    assert applied.report["regularize"]["norm_ratio_at_cut"] < 0.01
+    assert conv_widths(model) == conv_widths(one_shot)
+    assert reg_change < 0.05 * cut_change, (reg_change, cut_change)
+
+    path = tmp_path / "reg.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "reg"
+    m = prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)
+    assert m["prune_steps"] == 1 and m["finetune_epochs"] == 3 and len(m["val_accuracy_after_cuts"]) == 1
+    assert [h["step"] for h in m["history"]] == [1, 1, 2]
+    assert m["pruning"]["regularize"]["norm_ratio_at_cut"] < 0.01
+    pruned, _ = load_model(out / "model.pt")
+    assert conv_widths(pruned) == conv_widths(one_shot) and ort_parity(pruned, out / "model.onnx") < 1e-3
+
+    for bad, msg in (({"regularize": {"epochs": -1}}, "regularize.epochs: must be an integer >= 0, got -1"),
+                     ({"regularize": {"shrink": 0}}, "regularize.shrink: must be a number in (0, 1], got 0"),
+                     ({"regularize": {"epoch": 2}}, "regularize.epoch: unknown key"),
+                     ({"schedule": {"steps": 2}}, "regularize: cannot be combined with schedule.steps > 1")):
+        path.write_text(yaml.safe_dump({**recipe, **bad}))
+        with pytest.raises(EdgeoptError, match=re.escape(msg)):
+            prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)
+    path.write_text(yaml.safe_dump({"version": 1, "pruner": "zeropad", "regularize": {"epochs": 1}}))
+    with pytest.raises(EdgeoptError, match="regularize: supported by the structured pruner only"):
         prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)

@@ -63,7 +63,15 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         if ": " in where:
             raise EdgeoptError(f"config: {where}")
         raise EdgeoptError(f"config: {where}: {err.message}")
+    _check_across_keys(config)
     return config
+
+
+def _check_across_keys(config: dict[str, Any]) -> None:
+    """Rules a JSON schema states poorly: caught here so a bad config fails before any training."""
+    prune = config.get("prune") or {}
+    if (prune.get("schedule") or {}).get("steps", 1) > 1 and (prune.get("regularize") or {}).get("epochs", 0) > 0:
+        raise EdgeoptError("config: prune.regularize: cannot be combined with prune.schedule.steps > 1 (choose one)")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -30,12 +30,13 @@ def steps_per_run(n_train: int, settings: TrainSettings) -> int:
     return max(1, settings.epochs * per_epoch)
 
 
-def _stage_checkpoint(checkpoint: str | Path | None, step: int) -> Path | None:
-    """Step 1's fine-tuning checkpoint is the given file; each later step of an iterative schedule has its own."""
+def _stage_checkpoint(checkpoint: str | Path | None, step: int, name: str = "step") -> Path | None:
+    """Step 1's fine-tuning checkpoint is the given file; each later step of an iterative schedule has its own
+    (as has the regularization phase: `<stem>.regularize<i>`)."""
     if checkpoint is None:
         return None
     c = Path(checkpoint)
-    return c if step == 1 else c.with_name(f"{c.stem}.step{step}{c.suffix}")
+    return c if step == 1 and name == "step" else c.with_name(f"{c.stem}.{name}{step}{c.suffix}")
 
 
 def apply_recipe(model: torch.nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
@@ -73,19 +74,23 @@ def prune_model(
     before = evaluate(model, data["val"], settings.eval_batch_size, amp)
     variant = recipe.get("variant", Path(out_model).parent.name)
     desc = f"{recipe.get('model', '')}/{variant}"
-    history, seconds = [], 0.0
-    n_steps = len(applied.stages) + 1
-    for i, prune_next in enumerate(applied.stages, 1):  # iterative schedule: fine-tune, then the next step
+    history, seconds, after_cuts = [], 0.0, []
+    n_fits = len(applied.stages) + 1
+    for i, prune_next in enumerate(applied.stages, 1):  # train (iterative step / regularization), then cut
         stage_settings = dataclasses.replace(settings, epochs=applied.epochs_per_stage)
-        r = fit(model, data["train"], data["val"], stage_settings, _stage_checkpoint(checkpoint, i),
-                desc=f"{desc} step {i}/{n_steps}", teacher=teacher, distill=distill)
+        stage_hook = applied.stage_hook_factory(steps_per_run(len(data["train"]), stage_settings)) \
+            if applied.stage_hook_factory else None
+        r = fit(model, data["train"], data["val"], stage_settings, _stage_checkpoint(checkpoint, i, applied.stage_name),
+                after_step=stage_hook, desc=f"{desc} {applied.stage_name} {i}/{n_fits}", teacher=teacher,
+                distill=distill)
         history += [{**h, "step": i} for h in r.history]
         seconds += r.train_seconds
         model = model.to(memory_format=torch.contiguous_format)
         prune_next()
-    result = fit(model, data["train"], data["val"], settings, _stage_checkpoint(checkpoint, n_steps),
+        after_cuts.append(evaluate(model, data["val"], settings.eval_batch_size, amp)["accuracy"])
+    result = fit(model, data["train"], data["val"], settings, _stage_checkpoint(checkpoint, n_fits),
                  after_step=hook, desc=desc, teacher=teacher, distill=distill)
-    history += [{**h, "step": n_steps} for h in result.history] if n_steps > 1 else result.history
+    history += [{**h, "step": n_fits} for h in result.history] if n_fits > 1 else result.history
     seconds += result.train_seconds
     if hook is not None:
         hook.finalize()
@@ -110,10 +115,11 @@ def prune_model(
         "baseline_params": base_stats["params"],
         "macs_reduction": base_stats["macs"] / max(stats["macs"], 1),
         "params_reduction": base_stats["params"] / max(stats["params"], 1),
-        "val_accuracy_before_finetune": before["accuracy"],
+        "val_accuracy_before_finetune": before["accuracy"],  # right after apply (unpruned if a phase precedes the cut)
+        "val_accuracy_after_cuts": after_cuts,  # after each later cut (iterative steps, the cut after regularization)
         "val_accuracy": history[-1].get("val_accuracy") if history else before["accuracy"],
-        "prune_steps": n_steps,
-        "finetune_epochs": settings.epochs + (n_steps - 1) * applied.epochs_per_stage,
+        "prune_steps": applied.prune_steps,
+        "finetune_epochs": settings.epochs + (n_fits - 1) * applied.epochs_per_stage,
         "finetune_distill": {"alpha": distill.alpha, "temperature": distill.temperature} if distill.enabled else None,
         "finetune_seconds": seconds,
         "sparsity_schedule": getattr(hook, "schedule", None),

@@ -127,7 +127,17 @@ def step_keeps(channels: int, final: int, steps: int) -> list[int]:
     return [channels - round((channels - final) * i / steps) for i in range(1, steps + 1)]
 
 
-def prune_structured(
+@dataclass
+class Cut:
+    """One group's planned cut: the channels it has, keeps, and which (lowest importance) it removes."""
+
+    root: nn.Module
+    channels: int
+    keep: int
+    remove: list[int]
+
+
+def plan_cuts(
     model: nn.Module,
     ratios: dict[str, float],
     image_size: int,
@@ -136,11 +146,10 @@ def prune_structured(
     round_to: int | None = 8,
     criterion: str = "l2",
     ignore: list[str] | None = None,
-) -> dict[str, dict[str, int]]:
-    """Prune `model` in place: each named group loses `ratio` of its channels (lowest importance first).
+) -> tuple[tp.DependencyGraph, dict[str, Cut]]:
+    """Which channels of each named group `ratios` removes (lowest importance first), without pruning.
 
     Names may be a group's name or any of its member layers; an unknown name is an error.
-    Returns, per group, the channels before and after.
     """
     for name, r in ratios.items():
         if not 0.0 <= float(r) < 1.0:
@@ -151,18 +160,63 @@ def prune_structured(
     infos = list(_iter_groups(model, dg, ignored))
     resolved = resolve_ratios(ratios, {gname: members for gname, _, members, _ in infos})
     roots = {gname: root for gname, root, _, _ in infos}
-    report: dict[str, dict[str, int]] = {}
+    cuts: dict[str, Cut] = {}
     with torch.no_grad():
         for gname, ratio in resolved.items():
             root = roots[gname]
             pruner = dg.get_pruner_of_module(root)
             channels = int(pruner.get_out_channels(root))
             keep = kept_channels(channels, ratio, round_to)
-            report[gname] = {"before": channels, "after": keep}
-            if keep >= channels:
-                continue
-            group = dg.get_pruning_group(root, pruner.prune_out_channels, list(range(channels)))
-            scores = imp(group)
-            idxs = torch.argsort(scores)[: channels - keep].tolist()
-            dg.get_pruning_group(root, pruner.prune_out_channels, sorted(idxs)).prune()
+            remove: list[int] = []
+            if keep < channels:
+                scores = imp(dg.get_pruning_group(root, pruner.prune_out_channels, list(range(channels))))
+                remove = sorted(torch.argsort(scores)[: channels - keep].tolist())
+            cuts[gname] = Cut(root, channels, keep, remove)
+    return dg, cuts
+
+
+def cut_slices(dg: tp.DependencyGraph, cuts: dict[str, Cut]) -> list[tuple[nn.Module, list[int]]]:
+    """(layer, output channels) that each planned cut removes, over every member of its group: the conv/linear
+    rows and batch-norm channels whose parameters make those channels' outputs (what regularization shrinks)."""
+    out: list[tuple[nn.Module, list[int]]] = []
+    for cut in cuts.values():
+        if not cut.remove:
+            continue
+        pruner = dg.get_pruner_of_module(cut.root)
+        for dep, idxs in dg.get_pruning_group(cut.root, pruner.prune_out_channels, cut.remove):
+            mod = dep.target.module
+            out_fn = dg.is_out_channel_pruning_fn(dep.handler)
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm) or (out_fn and isinstance(mod, (nn.Conv2d, nn.Linear))):
+                out.append((mod, sorted(int(i) for i in idxs)))
+    return out
+
+
+def prune_structured(
+    model: nn.Module,
+    ratios: dict[str, float],
+    image_size: int,
+    in_channels: int,
+    num_classes: int | None = None,
+    round_to: int | None = 8,
+    criterion: str = "l2",
+    ignore: list[str] | None = None,
+    chosen: dict[str, list[int]] | None = None,
+) -> dict[str, dict[str, int]]:
+    """Prune `model` in place: each named group loses `ratio` of its channels (lowest importance first, or the
+    `chosen` channels of a group, e.g. those a regularization phase drove to zero).
+
+    Returns, per group, the channels before and after.
+    """
+    dg, cuts = plan_cuts(model, ratios, image_size, in_channels, num_classes, round_to, criterion, ignore)
+    report: dict[str, dict[str, int]] = {}
+    with torch.no_grad():
+        for gname, cut in cuts.items():
+            report[gname] = {"before": cut.channels, "after": cut.keep}
+            remove = cut.remove if chosen is None or gname not in chosen else chosen[gname]
+            if len(remove) != cut.channels - cut.keep:
+                raise EdgeoptError(f"recipe: group {gname!r}: {len(remove)} chosen channels, the ratio removes "
+                                   f"{cut.channels - cut.keep}")
+            if remove:
+                pruner = dg.get_pruner_of_module(cut.root)
+                dg.get_pruning_group(cut.root, pruner.prune_out_channels, sorted(remove)).prune()
     return report

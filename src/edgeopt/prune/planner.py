@@ -21,8 +21,9 @@ from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.prune.common import count, load_for_pruning
 from edgeopt.prune.groups import list_groups, prune_structured
-from edgeopt.prune.pruners import read_schedule
+from edgeopt.prune.pruners import check_cut_plan
 from edgeopt.prune.recipe import RECIPE_VERSION, save_recipe
+from edgeopt.prune.regularize import read_regularize
 from edgeopt.prune.sensitivity import read_csv
 from edgeopt.prune.zeropad import residual_blocks
 
@@ -217,7 +218,8 @@ def plan_pruning(
                 raise EdgeoptError("prune.target: kind latency needs --bench (the baseline benchmark JSON)")
             latency = bench_latency_ms(bench_json)
         ratios, summary = plan_structured(model, meta, read_csv(sensitivity_csv), cfg, latency)
-        steps, epochs_per_step = read_schedule(cfg, "prune")
+        steps, epochs_per_step, _ = check_cut_plan(cfg, "prune")
+        reg_epochs, shrink, ramp = read_regularize(cfg, "prune")
         recipe = {
             **common,
             "pruner": "structured",
@@ -229,6 +231,7 @@ def plan_pruning(
                         **({"baseline_latency_ms": latency, "latency_model": "proportional to MACs"} if latency else {})},
             "ratios": dict(sorted(ratios.items())),
             "schedule": {"steps": steps, "epochs_per_step": epochs_per_step},
+            "regularize": {"epochs": reg_epochs, "shrink": shrink, "ramp": ramp},
             "finetune": finetune,
         }
     elif variant == "zeropad":

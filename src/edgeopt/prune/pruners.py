@@ -15,12 +15,15 @@ from torch import nn
 from edgeopt.errors import EdgeoptError
 from edgeopt.prune.groups import (
     IMPORTANCES,
+    cut_slices,
     kept_channels,
     list_groups,
+    plan_cuts,
     prune_structured,
     resolve_ratios,
     step_keeps,
 )
+from edgeopt.prune.regularize import GrowingShrink, read_regularize, shrunk_norm_ratio
 from edgeopt.prune.sparse import SCOPES, AGPMasker
 from edgeopt.prune.zeropad import prune_zeropad
 
@@ -31,9 +34,11 @@ class Applied:
 
     report: dict[str, Any]
     hook_factory: Callable[[int], Any] | None = None  # total fine-tuning steps -> after_step hook
-    hooks: list[Any] = field(default_factory=list)
-    stages: list[Callable[[], None]] = field(default_factory=list)  # later pruning steps (iterative schedule)
-    epochs_per_stage: int = 0  # fine-tuning epochs before each of `stages`
+    stages: list[Callable[[], None]] = field(default_factory=list)  # later cuts (iterative schedule, regularization)
+    epochs_per_stage: int = 0  # training epochs before each of `stages`
+    stage_hook_factory: Callable[[int], Any] | None = None  # the after_step hook of those epochs (regularization)
+    stage_name: str = "step"  # what the training before each stage is called in progress bars and checkpoints
+    prune_steps: int = 1  # cuts made in all (now or in `stages`)
 
 
 class Pruner(Protocol):
@@ -70,15 +75,15 @@ def _round_to(recipe: dict[str, Any], where: str) -> int | None:
     return r
 
 
-def _prune_groups(
+def _group_args(
     model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any], step_ratios: dict[str, float] | None = None
-) -> dict[str, dict[str, int]]:
-    """DepGraph pruning of the recipe's `ratios`, shared by the structured and zero-padding pruners (and every
-    step of an iterative schedule) so all honour the same `importance`, `round_to` and `ignore` settings.
+) -> tuple[Any, ...]:
+    """The DepGraph arguments of the recipe's cut, shared by the structured and zero-padding pruners (every step of
+    an iterative schedule, the cut after regularization) so all honour the same `importance`, `round_to`, `ignore`.
 
     `step_ratios` (one step of an iterative schedule) replaces `ratios` and are applied unrounded: they are
     computed to land on exact channel counts."""
-    return prune_structured(
+    return (
         model,
         _ratios(recipe, "ratios", "recipe") if step_ratios is None else step_ratios,
         meta["image_size"],
@@ -88,6 +93,14 @@ def _prune_groups(
         recipe.get("importance", "l2"),
         list(recipe.get("ignore") or []),
     )
+
+
+def _prune_groups(
+    model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any], step_ratios: dict[str, float] | None = None,
+    chosen: dict[str, list[int]] | None = None,
+) -> dict[str, dict[str, int]]:
+    """DepGraph pruning of the recipe's `ratios` (see `_group_args`); `chosen`: which channels each group loses."""
+    return prune_structured(*_group_args(model, recipe, meta, step_ratios), chosen=chosen)
 
 
 def read_schedule(recipe: dict[str, Any], where: str) -> tuple[int, int]:
@@ -105,20 +118,33 @@ def read_schedule(recipe: dict[str, Any], where: str) -> tuple[int, int]:
     return steps, epochs
 
 
+def check_cut_plan(recipe: dict[str, Any], where: str) -> tuple[int, int, int]:
+    """(steps, epochs_per_step, regularize epochs) of a structured recipe or the `prune` config: the iterative
+    schedule and growing regularization are two ways of easing the same cut, so only one may be on."""
+    steps, epochs = read_schedule(recipe, where)
+    reg_epochs = read_regularize(recipe, where)[0]
+    if steps > 1 and reg_epochs > 0:
+        raise EdgeoptError(f"{where}: regularize: cannot be combined with schedule.steps > 1 (choose one)")
+    return steps, epochs, reg_epochs
+
+
 @register_pruner("structured")
 class StructuredPruner:
-    """DepGraph channel pruning: `ratios` per group, importance `l2`/`l1`/`random`, `round_to`, and an optional
-    iterative `schedule` ({steps, epochs_per_step}: prune an equal share per step, fine-tune in between)."""
+    """DepGraph channel pruning: `ratios` per group, importance `l2`/`l1`/`random`, `round_to`, and optionally
+    an iterative `schedule` ({steps, epochs_per_step}: prune an equal share per step, fine-tune in between) or
+    growing `regularize` ({epochs, shrink, ramp}: shrink the channels to be cut while training, then cut)."""
 
     def check(self, recipe: dict[str, Any], where: str) -> None:
         _ratios(recipe, "ratios", where)
         _round_to(recipe, where)
-        read_schedule(recipe, where)
+        check_cut_plan(recipe, where)
         if recipe.get("importance", "l2") not in IMPORTANCES:
             raise EdgeoptError(f"{where}: importance: unknown {recipe.get('importance')!r} (known: {', '.join(IMPORTANCES)})")
 
     def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
-        steps, epochs = read_schedule(recipe, "recipe")
+        steps, epochs, reg_epochs = check_cut_plan(recipe, "recipe")
+        if reg_epochs:
+            return self._regularized(model, recipe, meta)
         if steps == 1:
             return Applied({"groups": _prune_groups(model, recipe, meta)})
         infos = list_groups(model, meta["image_size"], meta.get("in_channels", 3), meta.get("num_classes"),
@@ -137,7 +163,26 @@ class StructuredPruner:
         stage(0)
         report = {"groups": {g: {"before": channels[g], "after": k[-1]} for g, k in keeps.items()},
                   "steps": {g: k for g, k in keeps.items()}}
-        return Applied(report, stages=[lambda i=i: stage(i) for i in range(1, steps)], epochs_per_stage=epochs)
+        return Applied(report, stages=[lambda i=i: stage(i) for i in range(1, steps)], epochs_per_stage=epochs,
+                       prune_steps=steps)
+
+    @staticmethod
+    def _regularized(model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
+        """Choose the channels to cut now, shrink them while training `regularize.epochs`, then cut exactly them."""
+        reg_epochs, shrink, ramp = read_regularize(recipe, "recipe")
+        dg, cuts = plan_cuts(*_group_args(model, recipe, meta))
+        slices = cut_slices(dg, cuts)
+        chosen = {g: c.remove for g, c in cuts.items()}
+        reg: dict[str, Any] = {"epochs": reg_epochs, "shrink": shrink, "ramp": ramp}
+        report = {"groups": {g: {"before": c.channels, "after": c.keep} for g, c in cuts.items()}, "regularize": reg}
+
+        def cut() -> None:
+            reg["norm_ratio_at_cut"] = shrunk_norm_ratio(slices)
+            _prune_groups(model, recipe, meta, chosen=chosen)
+
+        return Applied(report, stages=[cut], epochs_per_stage=reg_epochs,
+                       stage_hook_factory=lambda total: GrowingShrink(slices, total, shrink, ramp),
+                       stage_name="regularize")
 
 
 @register_pruner("zeropad")
@@ -149,7 +194,9 @@ class ZeroPadPruner:
         _ratios(recipe, "blocks", where)
         _round_to(recipe, where)
         if recipe.get("schedule"):
-            raise EdgeoptError(f"{where}: schedule: iterative steps are supported by the structured pruner only")
+            raise EdgeoptError(f"{where}: schedule: supported by the structured pruner only")
+        if read_regularize(recipe, where)[0]:
+            raise EdgeoptError(f"{where}: regularize: supported by the structured pruner only")
 
     def apply(self, model: nn.Module, recipe: dict[str, Any], meta: dict[str, Any]) -> Applied:
         inner = _prune_groups(model, recipe, meta)
