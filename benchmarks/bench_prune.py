@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -26,27 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_reuse_args, baseline_for, bench_train_cfg, reused_data  # noqa: E402
 
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
-from edgeopt.harness.runtimes import load_runner  # noqa: E402
 from edgeopt.models import load_model  # noqa: E402
 from edgeopt.prune.apply import prune_model  # noqa: E402
+from edgeopt.prune.latency_probe import ort_latency_ms  # noqa: E402
 from edgeopt.prune.planner import plan_pruning  # noqa: E402
 from edgeopt.prune.sensitivity import analyze_sensitivity  # noqa: E402
-
-
-def ort_latency(paths: dict[str, Path], batch: int, runs: int, threads: int) -> dict[str, float]:
-    """Median ms per batch for each model, runs interleaved A/B/A/B after a warm-up."""
-    runners = {k: load_runner("onnxruntime", str(p), threads=threads) for k, p in paths.items()}
-    x = np.random.default_rng(0).standard_normal((batch, 3, 32, 32)).astype(np.float32)
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for r in runners.values():
-        for _ in range(5):
-            r.predict(x)
-    for _ in range(runs):
-        for k, r in runners.items():
-            t0 = time.perf_counter()
-            r.predict(x)
-            times[k].append((time.perf_counter() - t0) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> int:
@@ -128,7 +110,7 @@ def main() -> int:
         model, _ = load_model(pt)
         onnx[name] = export_onnx(model, work / args.model / f"{name}.onnx", 32)
     lat = {
-        b: ort_latency(onnx, b, args.runs if b == 1 else max(20, args.runs // 8), args.threads)
+        b: ort_latency_ms(onnx, b, args.runs if b == 1 else max(20, args.runs // 8), args.threads)
         for b in (1, 32)
     }
     counts = json.loads((data / "meta.json").read_text())["counts"]

@@ -160,8 +160,9 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
     (recipes / "zeropad.yaml").write_text(yaml.safe_dump(edited))
     plan_pruning("sparse", tiny_model, recipes / "sparse.yaml", cfg)
 
-    with pytest.raises(EdgeoptError, match="impossible"):
+    with pytest.raises(EdgeoptError, match="impossible") as impossible:
         plan_pruning("pruned", tiny_model, tmp_path / "x.yaml", {**cfg, "target": {"kind": "macs", "value": 100}}, csv_path)
+    most_macs = float(re.search(r"reaches only ([\d.]+)x", str(impossible.value)).group(1))
     with pytest.raises(EdgeoptError, match="does not exist"):
         plan_pruning("pruned", tiny_model, tmp_path / "x.yaml", {**cfg, "target": {"kind": "latency", "value": 1}},
                      csv_path, bench_json=tmp_path / "nope.json")
@@ -170,10 +171,21 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
         {"batch_size": 8, "latency_ms": {"p50": 9.0, "mean": 9.5}},
         {"batch_size": 1, "latency_ms": {"p50": 2.0, "mean": 2.1}},
     ]}))
-    lat = plan_pruning("pruned", tiny_model, tmp_path / "lat.yaml", {**cfg, "target": {"kind": "latency", "value": 1.25}},
-                       csv_path, bench_json=bench)
-    assert lat["planned"]["required_reduction"] == pytest.approx(1.6)
-    assert lat["planned"]["reached_reduction"] >= 1.6
+    lat_cfg = {**cfg, "target": {"kind": "latency", "value": 1.25, "latency_model": "macs"}}
+    lat = plan_pruning("pruned", tiny_model, tmp_path / "lat.yaml", lat_cfg, csv_path, bench_json=bench)
+    assert lat["planned"]["required_reduction"] == pytest.approx(1.6)  # 2.0 ms / 1.25 ms, assumed to follow MACs
+    assert lat["planned"]["reached_reduction"] >= 1.6 and lat["planned"]["latency_model"] == "proportional to MACs"
+    # measured (the default): candidates are timed in ONNX Runtime until the measured speed-up meets the budget
+    lat_cfg["target"] = {"kind": "latency", "value": 1.5, "probe_runs": 20}
+    measured = plan_pruning("pruned", tiny_model, tmp_path / "lat.yaml", lat_cfg, csv_path, bench_json=bench)["planned"]
+    assert measured["measured_speedup"] >= 2.0 / 1.5 and measured["predicted_latency_ms"] <= 1.5
+    assert measured["predicted_latency_ms"] == pytest.approx(2.0 / measured["measured_speedup"], rel=1e-3)
+    assert measured["reached_reduction"] >= 2.0 / 1.5  # never less than the MACs guess
+    assert measured["candidates_timed"] >= 1 and measured["latency_model"].startswith("baseline latency /")
+    # a budget the MACs could just meet (0.9x the most pruning can remove) but measured latency cannot
+    lat_cfg["target"] = {"kind": "latency", "value": 2.0 / (0.9 * most_macs), "probe_runs": 5}
+    with pytest.raises(EdgeoptError, match=r"ms is out of reach: pruning every group .* measured [\d.]+x faster"):
+        plan_pruning("pruned", tiny_model, tmp_path / "x.yaml", lat_cfg, csv_path, bench_json=bench)
 
     base_metrics = json.loads((tiny_model.parent / "metrics.json").read_text())
     for variant in ("pruned", "zeropad", "sparse"):
@@ -246,6 +258,15 @@ def test_plan_lists_variants_and_targets(tmp_path: Path, monkeypatch: pytest.Mon
     assert (tmp_path / "results/.cache/width_mult.json").exists()
     with pytest.raises(EdgeoptError, match="prune.target"):
         check_config({"prune": {"target": {"kind": "speed"}}})
+    # every key a variant's plan reads reaches plan_pruning (the schedule and regularize did not, once)
+    cfg3 = check_config({"prune": {"schedule": {"steps": 3}, "ignore": ["layer1.0.conv1"],
+                                   "target": {"kind": "latency", "value": 1.0}}})
+    pruned = json.loads(plan.prune_plan_json(cfg3, "pruned"))
+    assert pruned["schedule"]["steps"] == 3 and pruned["regularize"] == {"epochs": 0, "shrink": 0.01, "ramp": 0.5}
+    assert json.loads(plan.prune_plan_json(cfg3, "zeropad"))["ignore"] == ["layer1.0.conv1"]
+    assert plan.plan_times_latency(cfg3, "pruned") and not plan.plan_times_latency(cfg3, "zeropad")
+    cfg3["prune"]["target"]["latency_model"] = "macs"
+    assert not plan.plan_times_latency(cfg3, "pruned")
 
 
 class TinyConcatNet(nn.Module):

@@ -170,8 +170,8 @@ def bench_baseline_path(config: dict[str, Any], model: str) -> str | None:
 
 #: the `prune` keys each recipe variant's plan reads (editing others does not replan it)
 PLAN_KEYS = {
-    "pruned": ("importance", "round_to", "ignore", "max_ratio", "target", "finetune"),
-    "zeropad": ("importance", "round_to", "zeropad", "finetune"),
+    "pruned": ("importance", "round_to", "ignore", "max_ratio", "target", "schedule", "regularize", "finetune"),
+    "zeropad": ("importance", "round_to", "ignore", "zeropad", "finetune"),
     "sparse": ("sparse", "finetune"),
 }
 
@@ -181,6 +181,12 @@ def prune_plan_json(config: dict[str, Any], variant: str) -> str:
     p = prune_section(config)
     cfg = {k: p[k] for k in PLAN_KEYS[variant] if k in p}
     return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+def plan_times_latency(config: dict[str, Any], variant: str) -> bool:
+    """Whether plan_pruning times candidate plans (a measured latency target): it then gets the machine alone."""
+    t = prune_section(config).get("target") or {}
+    return variant == "pruned" and t.get("kind") == "latency" and t.get("latency_model", "measured") == "measured"
 
 
 def plan_pruning_inputs(config: dict[str, Any], model: str, variant: str) -> dict[str, str]:

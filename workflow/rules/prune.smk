@@ -17,6 +17,7 @@ rule plan_pruning:
         "results/benchmarks/plan_pruning/{model}-{recipe_variant}.tsv"
     conda:
         "../../envs/edgeopt.yaml"
+    threads: lambda w: workflow.cores if plan.plan_times_latency(config, w.recipe_variant) else 1
     params:
         cfg=lambda w: plan.prune_plan_json(config, w.recipe_variant),
         extra=lambda w, input: " ".join(

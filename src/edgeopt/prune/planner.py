@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.prune.common import count, load_for_pruning
 from edgeopt.prune.groups import list_groups, prune_structured
+from edgeopt.prune.latency_probe import SpeedupProbe
 from edgeopt.prune.pruners import check_cut_plan
 from edgeopt.prune.recipe import RECIPE_VERSION, save_recipe
 from edgeopt.prune.regularize import read_regularize
@@ -76,7 +78,7 @@ def required_reduction(target: dict[str, Any], base_latency_ms: float | None = N
             raise EdgeoptError("prune.target: kind latency needs the baseline benchmark JSON")
         if value <= 0:
             raise EdgeoptError(f"prune.target.value: a latency budget must be > 0 ms, got {value}")
-        # latency modelled as proportional to MACs (the measured whole-model latency scales the target)
+        # first guess: latency proportional to MACs (the planner then checks measured speed-ups, `_meet_latency`)
         return "macs", max(1.0, base_latency_ms / value)
     if value < 1:
         raise EdgeoptError(f"prune.target.value: a {kind} reduction factor must be >= 1, got {value}")
@@ -115,12 +117,28 @@ def _ratios_after(moves: list[tuple[str, float]], n: int) -> dict[str, float]:
     return ratios
 
 
+def _first_ok(ok: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Smallest n in [lo, hi] with ok(n), by bisection (ok(hi) is known to hold)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
 def plan_structured(
     model: torch.nn.Module, meta: dict[str, Any], rows: list[dict[str, Any]], cfg: dict[str, Any],
-    base_latency_ms: float | None = None,
+    base_latency_ms: float | None = None, probe: SpeedupProbe | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Per-group ratios reaching the target with the least sensitivity cost, and what they reach."""
-    metric, factor = required_reduction(cfg.get("target", {}), base_latency_ms)
+    """Per-group ratios reaching the target with the least sensitivity cost, and what they reach.
+
+    A latency target first asks for the MACs reduction baseline/budget; with a `probe`, moves are then added
+    until the *measured* speed-up brings the baseline latency within the budget.
+    """
+    target = cfg.get("target", {})
+    metric, factor = required_reduction(target, base_latency_ms)
     round_to, crit, ignore = cfg.get("round_to", 8), cfg.get("importance", "l2"), cfg.get("ignore") or []
     known = {g.name for g in list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), ignore)}
     rows = [r for r in rows if r["layer"] in known]
@@ -130,12 +148,19 @@ def plan_structured(
     base = {"macs": base_macs, "params": base_params}
     moves = _moves(rows, float(cfg.get("max_ratio", 0.9)), metric)
 
-    def measure(n: int) -> dict[str, int]:
+    def build(n: int) -> torch.nn.Module:
         m = copy.deepcopy(model)
         prune_structured(m, _ratios_after(moves, n), meta["image_size"], meta["in_channels"],
                          meta.get("num_classes"), round_to, crit, ignore)
-        macs, params = count(m, meta)
-        return {"macs": macs, "params": params}
+        return m
+
+    stats_of: dict[int, dict[str, int]] = {}
+
+    def measure(n: int) -> dict[str, int]:
+        if n not in stats_of:
+            macs, params = count(build(n), meta) if n else (base_macs, base_params)
+            stats_of[n] = {"macs": macs, "params": params}
+        return stats_of[n]
 
     def reached(stats: dict[str, int]) -> float:
         return base[metric] / max(stats[metric], 1)
@@ -146,17 +171,12 @@ def plan_structured(
             f"prune.target: a {factor:.3g}x {metric} reduction is impossible: pruning every group up to "
             f"max_ratio {cfg.get('max_ratio', 0.9)} reaches only {reached(full):.3g}x"
         )
-    lo, hi, best = 0, len(moves), full
-    if reached(base) >= factor:
-        hi, best = 0, base
-    while lo < hi:
-        mid = (lo + hi) // 2
-        stats = measure(mid)
-        if reached(stats) >= factor:
-            hi, best = mid, stats
-        else:
-            lo = mid + 1
-    ratios = _ratios_after(moves, hi)
+    n = _first_ok(lambda k: reached(measure(k)) >= factor, 0, len(moves))
+    latency: dict[str, Any] = {}
+    if probe is not None and base_latency_ms is not None:
+        n, latency = _meet_latency(n, len(moves), build, probe, base_latency_ms, float(target["value"]), factor)
+    best = measure(n)
+    ratios = _ratios_after(moves, n)
     single = {(r["layer"], r["ratio"]): r["accuracy"] for r in rows}
     worst = max([0.0] + [single[(g, 0.0)] - single[(g, r)] for g, r in ratios.items() if (g, r) in single])
     summary = {
@@ -168,8 +188,41 @@ def plan_structured(
         "baseline_macs": base_macs,
         "baseline_params": base_params,
         "worst_single_group_val_drop": round(worst, 4),
+        **latency,
     }
     return ratios, summary
+
+
+def _meet_latency(
+    n: int, n_max: int, build: Callable[[int], torch.nn.Module], probe: SpeedupProbe, base_ms: float, budget: float,
+    macs_factor: float,
+) -> tuple[int, dict[str, Any]]:
+    """The shortest prefix (at least `n`, the MACs-proportional guess) whose measured speed-up predicts a latency
+    within `budget`; an error when even every move is too slow."""
+    speedups: dict[int, float] = {}
+
+    def predicted(k: int) -> float:
+        if k not in speedups:
+            speedups[k] = probe.speedup(build(k))
+        return base_ms / speedups[k]
+
+    if predicted(n) > budget:
+        if n == n_max or predicted(n_max) > budget:
+            raise EdgeoptError(
+                f"prune.target: a latency of {budget:g} ms is out of reach: pruning every group up to max_ratio "
+                f"measured {speedups[n_max]:.3g}x faster than the baseline here, i.e. {predicted(n_max):.3g} ms "
+                f"from the baseline's {base_ms:g} ms"
+            )
+        n = _first_ok(lambda k: predicted(k) <= budget, n + 1, n_max)
+    return n, {
+        "latency_model": "baseline latency / ONNX Runtime speed-up measured on the planning machine",
+        "baseline_latency_ms": base_ms,
+        "latency_budget_ms": budget,
+        "predicted_latency_ms": round(predicted(n), 4),
+        "measured_speedup": round(speedups[n], 4),
+        "macs_proportional_reduction": round(macs_factor, 4),
+        "candidates_timed": len(speedups),
+    }
 
 
 def plan_zeropad(model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict, dict]:
@@ -212,12 +265,19 @@ def plan_pruning(
     if variant == "pruned":
         if sensitivity_csv is None:
             raise EdgeoptError("prune-plan: variant pruned needs --sensitivity")
-        latency = None
-        if (cfg.get("target") or {}).get("kind") == "latency":
+        latency, probe = None, None
+        target = cfg.get("target") or {}
+        if target.get("kind") == "latency":
             if bench_json is None:
                 raise EdgeoptError("prune.target: kind latency needs --bench (the baseline benchmark JSON)")
             latency = bench_latency_ms(bench_json)
-        ratios, summary = plan_structured(model, meta, read_csv(sensitivity_csv), cfg, latency)
+            if target.get("latency_model", "measured") == "measured":
+                probe = SpeedupProbe(model, meta, int(target.get("probe_runs", 50)), int(target.get("probe_threads", 0)))
+        try:
+            ratios, summary = plan_structured(model, meta, read_csv(sensitivity_csv), cfg, latency, probe)
+        finally:
+            if probe is not None:
+                probe.close()
         steps, epochs_per_step, _ = check_cut_plan(cfg, "prune")
         reg_epochs, shrink, ramp = read_regularize(cfg, "prune")
         recipe = {
@@ -227,8 +287,9 @@ def plan_pruning(
             "round_to": round_to,
             "ignore": list(cfg.get("ignore") or []),
             "target": dict(cfg.get("target") or {}),
-            "planned": {**summary, "sensitivity": str(sensitivity_csv),
-                        **({"baseline_latency_ms": latency, "latency_model": "proportional to MACs"} if latency else {})},
+            "planned": {"sensitivity": str(sensitivity_csv),
+                        **({"baseline_latency_ms": latency, "latency_model": "proportional to MACs"} if latency else {}),
+                        **summary},
             "ratios": dict(sorted(ratios.items())),
             "schedule": {"steps": steps, "epochs_per_step": epochs_per_step},
             "regularize": {"epochs": reg_epochs, "shrink": shrink, "ramp": ramp},
