@@ -146,8 +146,10 @@ def plan_cuts(
     round_to: int | None = 8,
     criterion: str = "l2",
     ignore: list[str] | None = None,
+    chosen: dict[str, list[int]] | None = None,
 ) -> tuple[tp.DependencyGraph, dict[str, Cut]]:
-    """Which channels of each named group `ratios` removes (lowest importance first), without pruning.
+    """Which channels of each named group `ratios` removes (lowest importance first, or a group's `chosen`
+    channels, e.g. those a regularization phase drove to zero), without pruning.
 
     Names may be a group's name or any of its member layers; an unknown name is an error.
     """
@@ -168,7 +170,12 @@ def plan_cuts(
             channels = int(pruner.get_out_channels(root))
             keep = kept_channels(channels, ratio, round_to)
             remove: list[int] = []
-            if keep < channels:
+            if chosen is not None and gname in chosen:
+                remove = sorted(chosen[gname])
+                if len(remove) != channels - keep:
+                    raise EdgeoptError(f"recipe: group {gname!r}: {len(remove)} chosen channels, the ratio removes "
+                                       f"{channels - keep}")
+            elif keep < channels:
                 scores = imp(dg.get_pruning_group(root, pruner.prune_out_channels, list(range(channels))))
                 remove = sorted(torch.argsort(scores)[: channels - keep].tolist())
             cuts[gname] = Cut(root, channels, keep, remove)
@@ -202,21 +209,16 @@ def prune_structured(
     ignore: list[str] | None = None,
     chosen: dict[str, list[int]] | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Prune `model` in place: each named group loses `ratio` of its channels (lowest importance first, or the
-    `chosen` channels of a group, e.g. those a regularization phase drove to zero).
+    """Prune `model` in place: each group loses the channels `plan_cuts` picks (same arguments).
 
     Returns, per group, the channels before and after.
     """
-    dg, cuts = plan_cuts(model, ratios, image_size, in_channels, num_classes, round_to, criterion, ignore)
+    dg, cuts = plan_cuts(model, ratios, image_size, in_channels, num_classes, round_to, criterion, ignore, chosen)
     report: dict[str, dict[str, int]] = {}
     with torch.no_grad():
         for gname, cut in cuts.items():
             report[gname] = {"before": cut.channels, "after": cut.keep}
-            remove = cut.remove if chosen is None or gname not in chosen else chosen[gname]
-            if len(remove) != cut.channels - cut.keep:
-                raise EdgeoptError(f"recipe: group {gname!r}: {len(remove)} chosen channels, the ratio removes "
-                                   f"{cut.channels - cut.keep}")
-            if remove:
+            if cut.remove:
                 pruner = dg.get_pruner_of_module(cut.root)
-                dg.get_pruning_group(cut.root, pruner.prune_out_channels, sorted(remove)).prune()
+                dg.get_pruning_group(cut.root, pruner.prune_out_channels, cut.remove).prune()
     return report

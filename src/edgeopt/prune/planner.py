@@ -173,6 +173,8 @@ def plan_structured(
         )
     n = _first_ok(lambda k: reached(measure(k)) >= factor, 0, len(moves))
     latency: dict[str, Any] = {}
+    if base_latency_ms is not None:
+        latency = {"baseline_latency_ms": base_latency_ms, "latency_model": "proportional to MACs"}
     if probe is not None and base_latency_ms is not None:
         n, latency = _meet_latency(n, len(moves), build, probe, base_latency_ms, float(target["value"]), factor)
     best = measure(n)
@@ -287,9 +289,7 @@ def plan_pruning(
             "round_to": round_to,
             "ignore": list(cfg.get("ignore") or []),
             "target": dict(cfg.get("target") or {}),
-            "planned": {"sensitivity": str(sensitivity_csv),
-                        **({"baseline_latency_ms": latency, "latency_model": "proportional to MACs"} if latency else {}),
-                        **summary},
+            "planned": {"sensitivity": str(sensitivity_csv), **summary},
             "ratios": dict(sorted(ratios.items())),
             "schedule": {"steps": steps, "epochs_per_step": epochs_per_step},
             "regularize": {"epochs": reg_epochs, "shrink": shrink, "ramp": ramp},

@@ -41,8 +41,9 @@ class GrowingShrink:
     """`after_step` hook: multiply the parameters of the channels to be cut by (1 - rate) after every optimizer
     step, the rate growing linearly from 0 to `shrink` over the first `ramp` share of `total_steps`, then held.
 
-    A multiplicative shrink (rather than an L2 term in the loss) does not depend on the learning rate, so the
-    phase ends with the same residual norm whatever the fine-tuning schedule is.
+    The shrink is applied directly, not through an L2 term in the loss, so its strength is what `shrink` says at
+    any learning rate; the gradients still push back harder at higher rates, so where the channels end up
+    depends on both (`shrunk_norm_ratio` reports it).
     """
 
     def __init__(self, slices: list[tuple[nn.Module, list[int]]], total_steps: int, shrink: float, ramp: float):
@@ -66,7 +67,6 @@ class GrowingShrink:
                         self._idx[key] = torch.tensor(channels, device=p.device)
                     idx = self._idx[key]
                     p.index_copy_(0, idx, p.index_select(0, idx) * keep)
-
 
 
 def shrunk_norm_ratio(slices: list[tuple[nn.Module, list[int]]]) -> float:
