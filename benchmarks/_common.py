@@ -35,12 +35,14 @@ def prepared_subset(out: Path, train_per_class: int, test_per_class: int, calib:
 
 
 def trained_model(name: str, data: Path, out: Path, train_cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """Train `name` with the workflow's own baseline trainer (cached: reused when `out` exists)."""
+    """Train `name` with the workflow's own baseline trainer (cached: reused when `out` exists).
+
+    Checkpointed per epoch in `out/ckpt.pt`, so a long CPU run that is stopped resumes where it was."""
     from edgeopt.train.baseline import train_baseline
 
     model_pt, metrics = out / "model.pt", out / "metrics.json"
     if not model_pt.exists():
-        train_baseline(name, data, model_pt, metrics, train_cfg)
+        train_baseline(name, data, model_pt, metrics, train_cfg, checkpoint=out / "ckpt.pt")
     return model_pt, json.loads(metrics.read_text())
 
 

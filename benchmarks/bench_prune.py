@@ -103,7 +103,11 @@ def main() -> int:
     recipe = work / args.model / "pruned.yaml"
     plan_pruning("pruned", base_pt, recipe, prune_cfg, sens, model_name=args.model)
     pruned_pt = work / args.model / "pruned" / "model.pt"
-    pm = prune_model(recipe, base_pt, data, pruned_pt, pruned_pt.with_name("metrics.json"), train_cfg, base)
+    # per-epoch checkpoints: a rerun of the same command resumes an interrupted fine-tuning
+    pm = prune_model(
+        recipe, base_pt, data, pruned_pt, pruned_pt.with_name("metrics.json"), train_cfg, base,
+        checkpoint=pruned_pt.with_name("ckpt.pt"),
+    )
     t_prune = time.perf_counter()
     onnx = {}
     for name, pt in (("baseline", base_pt), ("pruned", pruned_pt)):
