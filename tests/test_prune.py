@@ -455,3 +455,35 @@ def test_growing_regularization_makes_the_cut_harmless(tiny_model: Path, tiny_da
     path.write_text(yaml.safe_dump({"version": 1, "pruner": "zeropad", "regularize": {"epochs": 1}}))
     with pytest.raises(EdgeoptError, match="regularize: supported by the structured pruner only"):
         prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg)
+
+
+@pytest.mark.slow
+def test_interrupted_distilled_finetuning_resumes_to_the_same_model(tiny_model: Path, tiny_data: Path,
+                                                                     tiny_train_cfg: dict, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long fine-tuning stopped after an epoch and run again from its checkpoint ends where an uninterrupted
+    run ends (what lets `bench_prune` spread a ResNet-56 CPU run over several sittings)."""
+    from edgeopt.prune.apply import prune_model
+
+    recipe = {"version": 1, "model": "resnet20", "pruner": "structured", "round_to": 8,
+              "ratios": {"layer1.0.conv1": 0.5, "layer3.0.conv1": 0.5},
+              "finetune": {"epochs": 2, "lr": 0.02, "distill": {"alpha": 0.8, "temperature": 4.0}}}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    ref = prune_model(path, tiny_model, tiny_data, tmp_path / "a" / "model.pt", tmp_path / "a" / "m.json",
+                      tiny_train_cfg)
+    ckpt = tmp_path / "b" / "ckpt.pt"
+    monkeypatch.setenv("EDGEOPT_STOP_AFTER_EPOCH", "1")
+    with pytest.raises(KeyboardInterrupt):
+        prune_model(path, tiny_model, tiny_data, tmp_path / "b" / "model.pt", tmp_path / "b" / "m.json",
+                    tiny_train_cfg, checkpoint=ckpt)
+    monkeypatch.delenv("EDGEOPT_STOP_AFTER_EPOCH")
+    assert ckpt.exists() and not (tmp_path / "b" / "model.pt").exists()
+    got = prune_model(path, tiny_model, tiny_data, tmp_path / "b" / "model.pt", tmp_path / "b" / "m.json",
+                      tiny_train_cfg, checkpoint=ckpt)
+    assert ref["resumed_from_epoch"] == 0 and got["resumed_from_epoch"] == 1
+    assert len(got["history"]) == 2 and got["accuracy"] == pytest.approx(ref["accuracy"], abs=1e-6)
+    a, _ = load_model(tmp_path / "a" / "model.pt")
+    b, _ = load_model(tmp_path / "b" / "model.pt")
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.allclose(x.float(), y.float(), atol=1e-5)

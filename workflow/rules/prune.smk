@@ -55,11 +55,12 @@ rule prune_model:
     params:
         cfg=plan.section_json(config, "train"),
         data=lambda w, input: Path(input.meta).parent,
+        checkpoint=lambda w, output: Path(output.model).with_name("checkpoint.pt"),
     shell:
         "python -m edgeopt prune --recipe {input.recipe:q} --model {input.model:q}"
         " --baseline-metrics {input.baseline:q} --data {params.data:q} --params {params.cfg:q}"
-        " --out-model {output.model:q} --out-metrics {output.metrics:q} --threads {threads}"
-        " > {log:q} 2>&1"
+        " --out-model {output.model:q} --out-metrics {output.metrics:q}"
+        " --checkpoint {params.checkpoint:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule train_width:
@@ -85,8 +86,9 @@ rule train_width:
             if "pruned" in input.keys()
             else ""
         ),
+        checkpoint=lambda w, output: Path(output.model).with_name("checkpoint.pt"),
     shell:
         "python -m edgeopt train-width --model {wildcards.model} --width-mult {wildcards.width_mult}"
         " --data {params.data:q} --params {params.cfg:q} {params.pruned}"
-        " --out-model {output.model:q} --out-metrics {output.metrics:q} --threads {threads}"
-        " > {log:q} 2>&1"
+        " --out-model {output.model:q} --out-metrics {output.metrics:q}"
+        " --checkpoint {params.checkpoint:q} --threads {threads} > {log:q} 2>&1"

@@ -122,6 +122,7 @@ def prune_model(
         "finetune_epochs": settings.epochs + (n_fits - 1) * applied.epochs_per_stage,
         "finetune_distill": {"alpha": distill.alpha, "temperature": distill.temperature} if distill.enabled else None,
         "finetune_seconds": seconds,
+        "resumed_from_epoch": result.resumed_from_epoch,  # of the last fine-tuning, from its checkpoint
         "sparsity_schedule": getattr(hook, "schedule", None),
         "pruning": applied.report,
         "recipe": str(recipe_path),

@@ -61,14 +61,14 @@ def match_width(
 
 def train_width(
     model_name: str, mult: float, data_dir: str, out_model: str, out_metrics: str, train_cfg: dict[str, Any],
-    pruned_metrics: str | None = None,
+    pruned_metrics: str | None = None, checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Train `model_name` at `mult` from scratch (the baseline trainer) and record how it matches the pruned one."""
     from edgeopt.train.baseline import train_baseline
 
     variant = variant_name(mult)
     m = train_baseline(model_name, data_dir, out_model, out_metrics, train_cfg, {"width_mult": mult},
-                       variant=variant)
+                       checkpoint, variant=variant)
     m["stage"] = "train_width"
     m["width_mult"] = mult
     if pruned_metrics and Path(pruned_metrics).exists():
@@ -90,6 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pruned-metrics", help="metrics.json of the pruned variant it is compared with")
     p.add_argument("--out-model", required=True)
     p.add_argument("--out-metrics", required=True)
+    p.add_argument("--checkpoint", help="per-epoch checkpoint; an existing matching one is resumed")
     p.add_argument("--threads", type=int, default=0)
 
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     m = train_width(args.model, args.width_mult, args.data, args.out_model, args.out_metrics, args.params,
-                    args.pruned_metrics)
+                    args.pruned_metrics, args.checkpoint)
     print(f"{args.model} x{args.width_mult:g}: accuracy {m['accuracy']:.4f}, {m['macs']} MACs, "
           f"{m['train_seconds']:.1f}s training")
     return 0
