@@ -487,3 +487,14 @@ def test_interrupted_distilled_finetuning_resumes_to_the_same_model(tiny_model: 
     b, _ = load_model(tmp_path / "b" / "model.pt")
     for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.allclose(x.float(), y.float(), atol=1e-5)
+
+    # a retrained baseline (other weights, same shapes) must not pick up the finished checkpoint
+    from edgeopt.models import save_model
+
+    other, meta = load_model(tiny_model)
+    with torch.no_grad():
+        other.conv1.weight.mul_(0.5)
+    save_model(tmp_path / "other.pt", other, meta)
+    again = prune_model(path, tmp_path / "other.pt", tiny_data, tmp_path / "b" / "model.pt",
+                        tmp_path / "b" / "m.json", tiny_train_cfg, checkpoint=ckpt)
+    assert again["resumed_from_epoch"] == 0

@@ -91,6 +91,32 @@ def test_checkpoint_with_other_settings_is_not_resumed(tiny_data: Path, tmp_path
     assert fit(create_model("resnet20"), train, val, s2, checkpoint=ckpt).resumed_from_epoch == 0
 
 
+def test_baseline_checkpoint_is_not_resumed_for_another_width_or_data(tiny_data: Path, tmp_path: Path) -> None:
+    """A finished checkpoint stays beside the model; retraining after the model options or the data cache
+    changed must train afresh, not resume it (same settings, so only the inputs tell them apart)."""
+    import shutil
+
+    from edgeopt.train.baseline import train_baseline
+
+    cfg = {"epochs": 1, "batch_size": 90, "device": "cpu", "progress": False, "channels_last": False}
+    ckpt, out = tmp_path / "checkpoint.pt", tmp_path / "m"
+    first = train_baseline("resnet20", tiny_data, out / "model.pt", out / "metrics.json", cfg, checkpoint=ckpt)
+    assert first["resumed_from_epoch"] == 0
+    same = train_baseline("resnet20", tiny_data, out / "model.pt", out / "metrics.json", cfg, checkpoint=ckpt)
+    assert same["resumed_from_epoch"] == 1  # the control: unchanged inputs do resume
+    thin = train_baseline("resnet20", tiny_data, out / "model.pt", out / "metrics.json", cfg, {"width_mult": 0.5},
+                          checkpoint=ckpt)
+    assert thin["resumed_from_epoch"] == 0
+    data2 = tmp_path / "data2"
+    shutil.copytree(tiny_data, data2)
+    meta = json.loads((data2 / "meta.json").read_text())
+    meta["provenance"] = {"created": "another preparation"}
+    (data2 / "meta.json").write_text(json.dumps(meta))
+    other = train_baseline("resnet20", data2, out / "model.pt", out / "metrics.json", cfg, {"width_mult": 0.5},
+                           checkpoint=ckpt)
+    assert other["resumed_from_epoch"] == 0
+
+
 def test_training_learns_on_real_images(tiny_data: Path) -> None:
     train, val = _data(tiny_data)
     torch.manual_seed(0)

@@ -21,7 +21,7 @@ from edgeopt.prune.pruners import PRUNERS, Applied
 from edgeopt.prune.recipe import load_recipe
 from edgeopt.train.baseline import load_device_splits
 from edgeopt.train.distill import Distill
-from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
+from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, files_identity, fit, resolve_device
 
 
 def steps_per_run(n_train: int, settings: TrainSettings) -> int:
@@ -59,12 +59,14 @@ def prune_model(
     finetune = dict(recipe.get("finetune") or {})
     distill = Distill.from_config(finetune.pop("distill", None), str(recipe_path))
     settings = TrainSettings.from_config({**train_cfg, **finetune})
-    # the recipe (layer widths, teacher term) is part of the checkpoint fingerprint: an edited recipe restarts
-    settings.extra = {**settings.extra, "recipe": json.dumps(recipe, sort_keys=True, default=str)}
     torch.manual_seed(settings.seed)
     device = resolve_device(settings.device)
     model, meta = load_for_pruning(str(model_path), "cpu")
     _, data = load_device_splits(data_dir, device, settings.channels_last)
+    # the recipe (layer widths, teacher term), the starting model and the data are part of the checkpoint
+    # fingerprint: an edited recipe, a retrained baseline or a new data cache restart the fine-tuning
+    settings.extra = {**settings.extra, "recipe": json.dumps(recipe, sort_keys=True, default=str),
+                      "baseline": files_identity(model_path), "data": files_identity(Path(data_dir) / "meta.json")}
     amp = autocast_dtype(settings.precision, device)
     base_stats = model_stats(model, meta["image_size"], meta["in_channels"])
     teacher = copy.deepcopy(model) if distill.enabled else None

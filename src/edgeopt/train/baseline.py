@@ -12,7 +12,7 @@ from edgeopt.data import load_meta, load_split
 from edgeopt.models import create_model, model_stats, save_model
 from edgeopt.provenance import provenance
 from edgeopt.train.device_data import DeviceData
-from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
+from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, files_identity, fit, resolve_device
 
 
 def load_device_splits(
@@ -43,6 +43,9 @@ def train_baseline(
     torch.manual_seed(settings.seed)
     device = resolve_device(settings.device)
     meta, data = load_device_splits(data_dir, device, settings.channels_last)
+    # what is trained on what: a checkpoint resumes only for the same architecture, width and data cache
+    settings.extra = {**settings.extra, "model": model_name, "model_cfg": model_cfg,
+                      "data": files_identity(Path(data_dir) / "meta.json")}
     width = float(model_cfg.get("width_mult", 1.0))
     model = create_model(model_name, meta["num_classes"], meta["channels"], width)
     stats = model_stats(model, meta["image_size"], meta["channels"])
