@@ -14,6 +14,7 @@ import torch
 
 from edgeopt.atomic import write_json
 from edgeopt.cli import json_arg
+from edgeopt.data.sources import file_digest
 from edgeopt.models import model_stats, save_model
 from edgeopt.provenance import provenance
 from edgeopt.prune.common import load_for_pruning
@@ -21,7 +22,7 @@ from edgeopt.prune.pruners import PRUNERS, Applied
 from edgeopt.prune.recipe import load_recipe
 from edgeopt.train.baseline import load_device_splits
 from edgeopt.train.distill import Distill
-from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, files_identity, fit, resolve_device
+from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
 
 
 def steps_per_run(n_train: int, settings: TrainSettings) -> int:
@@ -66,7 +67,8 @@ def prune_model(
     # the recipe (layer widths, teacher term), the starting model and the data are part of the checkpoint
     # fingerprint: an edited recipe, a retrained baseline or a new data cache restart the fine-tuning
     settings.extra = {**settings.extra, "recipe": json.dumps(recipe, sort_keys=True, default=str),
-                      "baseline": files_identity(model_path), "data": files_identity(Path(data_dir) / "meta.json")}
+                      "baseline": file_digest(Path(model_path), "sha256"),
+                      "data": file_digest(Path(data_dir) / "meta.json", "sha256")}
     amp = autocast_dtype(settings.precision, device)
     base_stats = model_stats(model, meta["image_size"], meta["in_channels"])
     teacher = copy.deepcopy(model) if distill.enabled else None

@@ -9,10 +9,11 @@ import torch
 
 from edgeopt.atomic import write_json
 from edgeopt.data import load_meta, load_split
+from edgeopt.data.sources import file_digest
 from edgeopt.models import create_model, model_stats, save_model
 from edgeopt.provenance import provenance
 from edgeopt.train.device_data import DeviceData
-from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, files_identity, fit, resolve_device
+from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
 
 
 def load_device_splits(
@@ -45,7 +46,7 @@ def train_baseline(
     meta, data = load_device_splits(data_dir, device, settings.channels_last)
     # what is trained on what: a checkpoint resumes only for the same architecture, width and data cache
     settings.extra = {**settings.extra, "model": model_name, "model_cfg": model_cfg,
-                      "data": files_identity(Path(data_dir) / "meta.json")}
+                      "data": file_digest(Path(data_dir) / "meta.json", "sha256")}
     width = float(model_cfg.get("width_mult", 1.0))
     model = create_model(model_name, meta["num_classes"], meta["channels"], width)
     stats = model_stats(model, meta["image_size"], meta["channels"])

@@ -71,15 +71,6 @@ class TrainSettings:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def files_identity(*paths: str | Path) -> str:
-    """Hash of the files a run starts from (data cache meta, starting model), put into `TrainSettings.extra`
-    so a checkpoint left by a run on other data or another starting model is not resumed by mistake."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(Path(p).read_bytes())
-    return h.hexdigest()[:16]
-
-
 @dataclass
 class FitResult:
     history: list[dict[str, float]]
