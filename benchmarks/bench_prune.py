@@ -4,6 +4,8 @@ Prepares a subset of the tarball, trains a baseline (or reuses --baseline), runs
 sensitivity analysis, plans a MACs target, prunes and fine-tunes with the pipeline's own
 code, then prints side by side: MACs ratio, test-accuracy change and ONNX Runtime CPU
 latency ratio (batch 1 and batch 32, A/B runs interleaved so machine load hits both alike).
+`--orders loss,loss_per_saving` plans, prunes and fine-tunes once per planner order, from the same
+baseline and sensitivity table, and times all the models in the same interleaved runs.
 
     PYTHONPATH=src python benchmarks/bench_prune.py --train-per-class 200 --epochs 10
 """
@@ -53,6 +55,10 @@ def main() -> int:
     ap.add_argument("--regularize-shrink", type=float, default=0.01, help="per-step shrink at full strength")
     ap.add_argument("--reuse", action="store_true", help="reuse a sensitivity.csv already in --workdir")
     ap.add_argument("--target", type=float, default=2.5, help="MACs reduction the planner must reach")
+    ap.add_argument(
+        "--orders", default="loss",
+        help="planner move orders (prune.order) to compare side by side, comma-separated: loss,loss_per_saving",
+    )
     ap.add_argument("--ratios", default="0.25,0.5,0.75", help="sensitivity sweep")
     ap.add_argument(
         "--batch-size", type=int, default=128, help="baseline training and fine-tuning batch size"
@@ -87,6 +93,7 @@ def main() -> int:
             },
         )
     t_sens = time.perf_counter()
+    orders = args.orders.split(",")
     prune_cfg = {
         "target": {"kind": "macs", "value": args.target},
         "round_to": 8,
@@ -100,17 +107,22 @@ def main() -> int:
             "distill": {"alpha": args.distill_alpha, "temperature": args.distill_temperature},
         },
     }
-    recipe = work / args.model / "pruned.yaml"
-    plan_pruning("pruned", base_pt, recipe, prune_cfg, sens, model_name=args.model)
-    pruned_pt = work / args.model / "pruned" / "model.pt"
-    # per-epoch checkpoints: a rerun of the same command resumes an interrupted fine-tuning
-    pm = prune_model(
-        recipe, base_pt, data, pruned_pt, pruned_pt.with_name("metrics.json"), train_cfg, base,
-        checkpoint=pruned_pt.with_name("ckpt.pt"),
-    )
+    pruned: dict[str, dict] = {}
+    for order in orders:
+        # the default order keeps the paths of earlier runs, so their fine-tuning checkpoints stay valid
+        name = "pruned" if order == "loss" else f"pruned-{order}"
+        recipe = work / args.model / f"{name}.yaml"
+        plan_pruning("pruned", base_pt, recipe, {**prune_cfg, "order": order}, sens, model_name=args.model)
+        pruned_pt = work / args.model / name / "model.pt"
+        # per-epoch checkpoints: a rerun of the same command resumes an interrupted fine-tuning
+        pm = prune_model(
+            recipe, base_pt, data, pruned_pt, pruned_pt.with_name("metrics.json"), train_cfg, base,
+            checkpoint=pruned_pt.with_name("ckpt.pt"),
+        )
+        pruned[name] = {"order": order, "pt": pruned_pt, "metrics": pm}
     t_prune = time.perf_counter()
     onnx = {}
-    for name, pt in (("baseline", base_pt), ("pruned", pruned_pt)):
+    for name, pt in [("baseline", base_pt)] + [(n, v["pt"]) for n, v in pruned.items()]:
         model, _ = load_model(pt)
         onnx[name] = export_onnx(model, work / args.model / f"{name}.onnx", 32)
     lat = {
@@ -126,26 +138,28 @@ def main() -> int:
         f"baseline: {base['epochs']} epochs, test acc {base['accuracy']:.4f}, {base['macs'] / 1e6:.2f} M MACs, "
         f"{base['params'] / 1e6:.3f} M params"
     )
-    print(
-        f"pruned:   {pm['prune_steps']} pruning step(s), {pm['finetune_epochs']} fine-tune epochs in all "
-        f"(lr {args.finetune_lr:g}"
-        + (f", distilled alpha {args.distill_alpha:g} T {args.distill_temperature:g}" if args.distill_alpha else "")
-        + (f", {args.regularize_epochs} of them regularizing before the cut" if args.regularize_epochs else "")
-        + f"), val acc before fine-tuning {pm['val_accuracy_before_finetune']:.4f}"
-        + "".join(f", after cut {i} {a:.4f}" for i, a in enumerate(pm["val_accuracy_after_cuts"], 1))
-        + f", test acc {pm['accuracy']:.4f}, "
-        f"{pm['macs'] / 1e6:.2f} M MACs, {pm['params'] / 1e6:.3f} M params"
-    )
-    print(f"MACs ratio (baseline/pruned):        {pm['macs_reduction']:.2f}x")
-    print(f"params ratio (baseline/pruned):      {pm['params_reduction']:.2f}x")
-    print(f"test accuracy change:                {100 * pm['accuracy_change']:+.2f} pt")
-    for b, d in lat.items():
+    for name, v in pruned.items():
+        pm = v["metrics"]
         print(
-            f"ORT CPU latency batch {b:>2}: baseline {d['baseline']:.3f} ms, pruned {d['pruned']:.3f} ms, "
-            f"speed-up {d['baseline'] / d['pruned']:.2f}x"
+            f"\n{name} (planner order {v['order']}): {pm['prune_steps']} pruning step(s), "
+            f"{pm['finetune_epochs']} fine-tune epochs in all (lr {args.finetune_lr:g}"
+            + (f", distilled alpha {args.distill_alpha:g} T {args.distill_temperature:g}" if args.distill_alpha else "")
+            + (f", {args.regularize_epochs} of them regularizing before the cut" if args.regularize_epochs else "")
+            + f"), val acc before fine-tuning {pm['val_accuracy_before_finetune']:.4f}"
+            + "".join(f", after cut {i} {a:.4f}" for i, a in enumerate(pm["val_accuracy_after_cuts"], 1))
+            + f", test acc {pm['accuracy']:.4f}, "
+            f"{pm['macs'] / 1e6:.2f} M MACs, {pm['params'] / 1e6:.3f} M params"
         )
+        print(f"  MACs ratio (baseline/pruned):        {pm['macs_reduction']:.2f}x")
+        print(f"  params ratio (baseline/pruned):      {pm['params_reduction']:.2f}x")
+        print(f"  test accuracy change:                {100 * pm['accuracy_change']:+.2f} pt")
+        for b, d in lat.items():
+            print(
+                f"  ORT CPU latency batch {b:>2}: baseline {d['baseline']:.3f} ms, pruned {d[name]:.3f} ms, "
+                f"speed-up {d['baseline'] / d[name]:.2f}x"
+            )
     print(
-        f"time: train {t_train - t_start:.0f}s, sensitivity {t_sens - t_train:.0f}s, "
+        f"\ntime: train {t_train - t_start:.0f}s, sensitivity {t_sens - t_train:.0f}s, "
         f"plan+prune+fine-tune {t_prune - t_sens:.0f}s, total {time.perf_counter() - t_start:.0f}s"
     )
     return 0

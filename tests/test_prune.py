@@ -349,6 +349,31 @@ def test_bench_latency_parsing(tmp_path: Path) -> None:
         required_reduction({"kind": "macs", "value": 0.5})
 
 
+def test_planner_orders_moves_by_loss_or_by_loss_per_saving() -> None:
+    from edgeopt.config import check_config
+    from edgeopt.prune.planner import _moves
+
+    def rows(layer: str, levels: list[tuple[float, float, int]]) -> list[dict]:
+        return [{"layer": layer, "ratio": 0.0, "accuracy": 0.9, "macs": 1000, "params": 100}] + [
+            {"layer": layer, "ratio": r, "accuracy": 0.9 - drop, "macs": 1000 - saved, "params": 100}
+            for r, drop, saved in levels
+        ]
+
+    table = (rows("cheap", [(0.5, 0.01, 10)])  # loses least, but saves 1% of the MACs
+             + rows("big", [(0.5, 0.02, 400)])  # loses a little more, saves 40%
+             + rows("steep", [(0.25, 0.02, 100), (0.5, 0.021, 400)]))  # level 0.5 alone is "cheaper" per saving
+    assert _moves(table, 0.9, "macs") == [("cheap", 0.5), ("big", 0.5), ("steep", 0.25), ("steep", 0.5)]
+    per_saving = _moves(table, 0.9, "macs", "loss_per_saving")
+    # steep's 0.5 costs 0.021 / 0.4 alone, but a level never costs less than the group's lower levels (0.02 / 0.1):
+    # at equal cost the larger saving goes first, so the plan jumps to 0.5 (its 0.25 move then changes nothing)
+    assert per_saving == [("big", 0.5), ("steep", 0.5), ("steep", 0.25), ("cheap", 0.5)]
+    with pytest.raises(EdgeoptError, match=r"prune.order: must be one of \('loss', 'loss_per_saving'\)"):
+        _moves(table, 0.9, "macs", "fastest")
+    with pytest.raises(EdgeoptError, match="prune.order") as bad:
+        check_config({"prune": {"order": "fastest"}})
+    assert "\n" not in str(bad.value)
+
+
 def test_zeropad_plan_honours_prune_ignore() -> None:
     from edgeopt.prune.planner import plan_zeropad
 

@@ -170,7 +170,7 @@ def bench_baseline_path(config: dict[str, Any], model: str) -> str | None:
 
 #: the `prune` keys each recipe variant's plan reads (editing others does not replan it)
 PLAN_KEYS = {
-    "pruned": ("importance", "round_to", "ignore", "max_ratio", "target", "schedule", "regularize", "finetune"),
+    "pruned": ("importance", "round_to", "ignore", "max_ratio", "order", "target", "schedule", "regularize", "finetune"),
     "zeropad": ("importance", "round_to", "ignore", "zeropad", "finetune"),
     "sparse": ("sparse", "finetune"),
 }

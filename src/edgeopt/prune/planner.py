@@ -2,7 +2,9 @@
 
 Each group's ratio levels become moves, ordered by the accuracy they cost when pruned alone
 (running maximum over lower ratios, so a group's levels stay in order), ties broken by MACs
-saved. The shortest prefix of moves whose *combined* pruning reaches the target is found by
+saved; or (`order: loss_per_saving`) by that cost per unit of the target metric saved, which
+prefers the groups that buy most of the target for their accuracy (NetAdapt/AMC-style resource
+normalisation) over cheap groups that save little. The shortest prefix of moves whose *combined* pruning reaches the target is found by
 bisection, counting MACs/params on the really pruned model each time (coupled groups make the
 sum of single-group savings wrong). The plan is written as a recipe the user can edit and replay.
 """
@@ -30,6 +32,7 @@ from edgeopt.prune.sensitivity import read_csv
 from edgeopt.prune.zeropad import residual_blocks
 
 TARGET_KINDS = ("macs", "params", "latency")
+MOVE_ORDERS = ("loss", "loss_per_saving")
 PLANNED_VARIANTS = ("pruned", "zeropad", "sparse")
 
 
@@ -85,8 +88,12 @@ def required_reduction(target: dict[str, Any], base_latency_ms: float | None = N
     return kind, value
 
 
-def _moves(rows: list[dict[str, Any]], max_ratio: float, metric: str) -> list[tuple[str, float]]:
-    """Ordered (group, ratio) moves: cheapest accuracy loss first, then most `metric` saved."""
+def _moves(
+    rows: list[dict[str, Any]], max_ratio: float, metric: str, order: str = "loss"
+) -> list[tuple[str, float]]:
+    """Ordered (group, ratio) moves: cheapest accuracy loss (or loss per `metric` saved) first, then most saved."""
+    if order not in MOVE_ORDERS:
+        raise EdgeoptError(f"prune.order: must be one of {MOVE_ORDERS}, got {order!r}")
     by_layer: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_layer.setdefault(r["layer"], []).append(r)
@@ -96,7 +103,7 @@ def _moves(rows: list[dict[str, Any]], max_ratio: float, metric: str) -> list[tu
         base = next((r for r in lr if r["ratio"] == 0.0), None)
         if base is None:
             raise EdgeoptError(f"sensitivity table: group {layer!r} has no ratio-0 (baseline) row")
-        worst, last_saved = 0.0, 0
+        worst, cost, last_saved = 0.0, 0.0, 0
         for r in lr:
             if r["ratio"] == 0.0 or r["ratio"] > max_ratio + 1e-9:
                 continue
@@ -105,7 +112,9 @@ def _moves(rows: list[dict[str, Any]], max_ratio: float, metric: str) -> list[tu
                 continue
             last_saved = saved
             worst = max(worst, base["accuracy"] - r["accuracy"])
-            keyed.append(((worst, -saved), layer, r["ratio"]))
+            # running maximum here too, so a group's higher levels never come before its lower ones
+            cost = worst if order == "loss" else max(cost, worst / (saved / base[metric]))
+            keyed.append(((cost, -saved), layer, r["ratio"]))
     keyed.sort(key=lambda k: k[0])
     return [(layer, ratio) for _, layer, ratio in keyed]
 
@@ -146,7 +155,8 @@ def plan_structured(
         raise EdgeoptError("sensitivity table: none of its layers is a prunable group of this model")
     base_macs, base_params = count(model, meta)
     base = {"macs": base_macs, "params": base_params}
-    moves = _moves(rows, float(cfg.get("max_ratio", 0.9)), metric)
+    order = cfg.get("order", "loss")
+    moves = _moves(rows, float(cfg.get("max_ratio", 0.9)), metric, order)
 
     def build(n: int) -> torch.nn.Module:
         m = copy.deepcopy(model)
@@ -183,6 +193,7 @@ def plan_structured(
     worst = max([0.0] + [single[(g, 0.0)] - single[(g, r)] for g, r in ratios.items() if (g, r) in single])
     summary = {
         "metric": metric,
+        "order": order,
         "required_reduction": round(factor, 4),
         "reached_reduction": round(reached(best), 4),
         "macs": best["macs"],
