@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CIFAR_JPEG_TAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
 
-def prepared_subset(out: Path, train_per_class: int, test_per_class: int, calib: int = 512) -> Path:
+def prepared_subset(
+    out: Path, train_per_class: int, test_per_class: int, calib: int = 512, tar: Path = CIFAR_JPEG_TAR
+) -> Path:
     """A real CIFAR-10 cache from the JPEG tarball (cached in `out` across runs)."""
     from edgeopt.config import check_config
     from edgeopt.data.prepare import prepare
@@ -23,7 +25,7 @@ def prepared_subset(out: Path, train_per_class: int, test_per_class: int, calib:
             "dataset": {
                 "name": out.name,
                 "source": "tar",
-                "path": str(CIFAR_JPEG_TAR),
+                "path": str(tar),
                 "max_train_per_class": train_per_class,
                 "max_test_per_class": test_per_class,
                 "calib_size": calib,
@@ -53,6 +55,10 @@ def add_reuse_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--baseline", help="a trained model.pt (metrics.json beside it) instead of training one")
     p.add_argument(
+        "--tar", type=Path, default=CIFAR_JPEG_TAR,
+        help="the JPEG CIFAR-10 tarball the subset is prepared from (default: ../shared/datasets beside the checkout)",
+    )
+    p.add_argument(
         "--device", default="cpu", help="where training, fine-tuning and evaluation run: cpu|cuda|auto"
     )
 
@@ -60,7 +66,7 @@ def add_reuse_args(p: argparse.ArgumentParser) -> None:
 def reused_data(args: argparse.Namespace, subset_dir: Path) -> Path:
     """`--data` when given (it must be a prepared cache), else the tarball subset cached in `subset_dir`."""
     if not args.data:
-        return prepared_subset(subset_dir, args.train_per_class, args.test_per_class)
+        return prepared_subset(subset_dir, args.train_per_class, args.test_per_class, tar=args.tar)
     data = Path(args.data)
     if not (data / "meta.json").exists():
         raise SystemExit(f"--data {data}: not a prepared dataset cache (no meta.json)")
