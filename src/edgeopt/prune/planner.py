@@ -4,8 +4,8 @@ Each group's ratio levels become moves, ordered by the accuracy they cost when p
 (running maximum over lower ratios, so a group's levels stay in order), ties broken by MACs
 saved; or (`order: loss_per_saving`) by that cost per unit of the target metric saved, which
 prefers the groups that buy most of the target for their accuracy (NetAdapt/AMC-style resource
-normalisation) over cheap groups that save little. The shortest prefix of moves whose *combined* pruning reaches the target is found by
-bisection, counting MACs/params on the really pruned model each time (coupled groups make the
+normalisation) over cheap groups that save little. The shortest prefix of moves whose *combined*
+pruning reaches the target is found by bisection, counting MACs/params on the really pruned model each time (coupled groups make the
 sum of single-group savings wrong). The plan is written as a recipe the user can edit and replay.
 """
 
@@ -112,7 +112,7 @@ def _moves(
                 continue
             last_saved = saved
             worst = max(worst, base["accuracy"] - r["accuracy"])
-            # running maximum here too, so a group's higher levels never come before its lower ones
+            # running maximum here too: a level never ranks below the group's lower levels (a tie goes to the larger saving)
             cost = worst if order == "loss" else max(cost, worst / (saved / base[metric]))
             keyed.append(((cost, -saved), layer, r["ratio"]))
     keyed.sort(key=lambda k: k[0])
