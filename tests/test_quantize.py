@@ -61,6 +61,31 @@ def test_ort_qdq_is_uint8_act_int8_per_channel(tmp_path: Path, tiny_model: Path,
         assert scale.dims == [w.dims[0]]
     act_zero = [inits[n.input[2]] for n in g.node if n.op_type == "QuantizeLinear" and n.input[2] in inits]
     assert act_zero and all(z.data_type == onnx.TensorProto.UINT8 for z in act_zero)
+    # reduce_range (7-bit weights) follows this CPU under `auto`, and the sidecar says which and why
+    from edgeopt.quantize.ort_qdq import u8s8_saturates
+
+    assert s["settings"]["reduce_range"] is u8s8_saturates()
+    assert s["settings"]["reduce_range_reason"].startswith("auto: ")
+    if s["settings"]["reduce_range"]:
+        assert all(abs(onnx.numpy_helper.to_array(inits[dq[n].input[0]])).max() <= 64 for n in conv_w)
+
+
+def test_reduce_range_follows_the_cpu_unless_set() -> None:
+    from edgeopt.quantize.ort_qdq import resolve_reduce_range, u8s8_saturates
+
+    assert u8s8_saturates("x86_64", {"avx2", "fma"})  # AVX2 only: saturating int16 pair sums
+    assert not u8s8_saturates("x86_64", {"avx2", "avx512f", "avx512_vnni"})
+    assert not u8s8_saturates("x86_64", {"avx2", "avx_vnni"})
+    assert not u8s8_saturates("aarch64", set())
+    assert resolve_reduce_range({"reduce_range": False}, "uint8", "int8") == (False, "set in the config")
+    assert resolve_reduce_range({"reduce_range": True}, "int8", "int8")[0] is True
+    off, why = resolve_reduce_range({}, "int8", "int8")  # all-int8 never uses the u8s8 kernels
+    assert off is False and "do not use the u8s8 kernels" in why
+    with pytest.raises(EdgeoptError, match="quantize.reduce_range: must be auto, true or false, got 'maybe'"):
+        resolve_reduce_range({"reduce_range": "maybe"}, "uint8", "int8")
+    with pytest.raises(EdgeoptError, match="quantize.reduce_range"):
+        check_config({"quantize": {"reduce_range": "maybe"}})
+    assert check_config({})["quantize"]["reduce_range"] == "auto"
 
 
 @pytest.mark.slow
