@@ -77,6 +77,10 @@ def test_reduce_range_follows_the_cpu_unless_set() -> None:
     assert not u8s8_saturates("x86_64", {"avx2", "avx512f", "avx512_vnni"})
     assert not u8s8_saturates("x86_64", {"avx2", "avx_vnni"})
     assert not u8s8_saturates("aarch64", set())
+    from edgeopt.harness.sysinfo import cpu_flags
+
+    assert cpu_flags("processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\n") == {"fpu", "avx2", "avx512_vnni"}
+    assert cpu_flags("Features\t: fp asimd asimddp\n") == {"fp", "asimd", "asimddp"}
     assert resolve_reduce_range({"reduce_range": False}, "uint8", "int8") == (False, "set in the config")
     assert resolve_reduce_range({"reduce_range": True}, "int8", "int8")[0] is True
     off, why = resolve_reduce_range({}, "int8", "int8")  # all-int8 never uses the u8s8 kernels

@@ -44,6 +44,13 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
     }
 
 
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The x86 `flags` (ARM `Features`) of the first CPU: which SIMD kernels (VNNI, dot product) it has."""
+    text = cpuinfo if cpuinfo is not None else (_read("/proc/cpuinfo") or "")
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.M)
+    return set(m.group(1).split()) if m else set()
+
+
 def _int(text: str | None) -> int | None:
     try:
         return int(text) if text is not None else None

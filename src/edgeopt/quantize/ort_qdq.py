@@ -21,6 +21,7 @@ from torch import nn
 from edgeopt.atomic import atomic_path
 from edgeopt.convert.onnx_export import export_onnx
 from edgeopt.errors import EdgeoptError
+from edgeopt.harness.sysinfo import cpu_flags as read_cpu_flags
 from edgeopt.quantize.registry import register_quantizer
 
 CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
@@ -31,18 +32,12 @@ VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
 
 
 def u8s8_saturates(machine: str | None = None, cpu_flags: set[str] | None = None) -> bool:
-    """Whether ONNX Runtime's u8s8 kernels saturate here: an x86 CPU without VNNI (unknown flags count as such)."""
+    """Whether ONNX Runtime's u8s8 kernels saturate here: an x86 CPU without VNNI (unreadable flags count as such)."""
     machine = (machine or platform.machine()).lower()
     if machine not in ("x86_64", "amd64", "i386", "i686"):
         return False  # ARM's dot-product kernels accumulate in int32
-    if cpu_flags is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return True
-        line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-        cpu_flags = set(line.partition(":")[2].split())
-    return not any(f in cpu_flags for f in VNNI_FLAGS)
+    flags = read_cpu_flags() if cpu_flags is None else cpu_flags
+    return not any(f in flags for f in VNNI_FLAGS)
 
 
 def resolve_reduce_range(cfg: dict[str, Any], act: str, wt: str) -> tuple[bool, str]:
