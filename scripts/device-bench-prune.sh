@@ -4,7 +4,7 @@
 # baseline and pruned models timed side by side in ONNX Runtime on that machine's CPU (benchmarks/bench_prune.py).
 #
 #   here, once:  bash scripts/device-bench-prune.sh --stage
-#                (the wheels the GPU image lacks, for its Python 3.12, and the tarball -> .whl/, ~25 MB)
+#                (the wheels the GPU image lacks, for its Python 3.12, and the tarball -> .whl/, ~20 MB)
 #   there:       run(command="bash scripts/device-bench-prune.sh", carry=[".whl"], timeout_s=600)
 #
 # The report is $OUT/bench_prune.log; metrics, recipes and the sensitivity table are copied under $OUT.
@@ -51,7 +51,6 @@ if [ "${DEVICE:-cuda}" != cpu ]; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
 fi
 "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' | tee -a "$out/gpu.txt"
-set -o pipefail
 PYTHONUNBUFFERED=1 "$py" benchmarks/bench_prune.py --model "$model" --device "${DEVICE:-cuda}" --tar "$tar" \
     --workdir "$work" --train-per-class "${TRAIN_PER_CLASS:-5000}" --test-per-class "${TEST_PER_CLASS:-1000}" \
     --epochs "${EPOCHS:-30}" --batch-size 256 --channels-last --sens-val-limit 2000 --reuse \

@@ -6,7 +6,8 @@ saved; or (`order: loss_per_saving`) by that cost per unit of the target metric 
 prefers the groups that buy most of the target for their accuracy (NetAdapt/AMC-style resource
 normalisation) over cheap groups that save little. The shortest prefix of moves whose *combined*
 pruning reaches the target is found by bisection, counting MACs/params on the really pruned model
-each time (coupled groups make the sum of single-group savings wrong). The plan is written as a recipe the user can edit and replay.
+each time (coupled groups make the sum of single-group savings wrong). The plan is written as a
+recipe the user can edit and replay.
 """
 
 from __future__ import annotations
