@@ -5,7 +5,9 @@ sensitivity analysis, plans a MACs target, prunes and fine-tunes with the pipeli
 code, then prints side by side: MACs ratio, test-accuracy change and ONNX Runtime CPU
 latency ratio (batch 1 and batch 32, A/B runs interleaved so machine load hits both alike).
 `--orders loss,loss_per_saving` plans, prunes and fine-tunes once per planner order, from the same
-baseline and sensitivity table, and times all the models in the same interleaved runs.
+baseline and sensitivity table, and times all the models in the same interleaved runs;
+`--regularize-variants off,2:0.05` does the same for growing regularization (EPOCHS:SHRINK), each variant
+training `--finetune-epochs` in all (regularizing epochs included), so they compare at equal cost.
 
     PYTHONPATH=src python benchmarks/bench_prune.py --train-per-class 200 --epochs 10
 """
@@ -53,6 +55,11 @@ def main() -> int:
     ap.add_argument("--regularize-epochs", type=int, default=0,
                     help="growing regularization: epochs shrinking the channels to cut before the cut (0: off)")
     ap.add_argument("--regularize-shrink", type=float, default=0.01, help="per-step shrink at full strength")
+    ap.add_argument(
+        "--regularize-variants",
+        help="compare growing regularization side by side, comma-separated off|EPOCHS:SHRINK (e.g. off,2:0.05); "
+        "each variant trains --finetune-epochs in all, its regularizing epochs included (overrides --regularize-*)",
+    )
     ap.add_argument("--reuse", action="store_true", help="reuse a sensitivity.csv already in --workdir")
     ap.add_argument("--target", type=float, default=2.5, help="MACs reduction the planner must reach")
     ap.add_argument(
@@ -94,6 +101,7 @@ def main() -> int:
         )
     t_sens = time.perf_counter()
     orders = args.orders.split(",")
+    regs = _regularize_variants(args)
     prune_cfg = {
         "target": {"kind": "macs", "value": args.target},
         "round_to": 8,
@@ -108,18 +116,20 @@ def main() -> int:
         },
     }
     pruned: dict[str, dict] = {}
-    for order in orders:
-        # the default order keeps the paths of earlier runs, so their fine-tuning checkpoints stay valid
-        name = "pruned" if order == "loss" else f"pruned-{order}"
+    for order, (reg_epochs, shrink, ft_epochs) in [(o, r) for o in orders for r in regs]:
+        # the default variant keeps the paths of earlier runs, so their fine-tuning checkpoints stay valid
+        name = "pruned" + (f"-{order}" if order != "loss" else "") + (f"-reg{reg_epochs}x{shrink:g}" if reg_epochs else "")
         recipe = work / args.model / f"{name}.yaml"
-        plan_pruning("pruned", base_pt, recipe, {**prune_cfg, "order": order}, sens, model_name=args.model)
+        cfg = {**prune_cfg, "order": order, "regularize": {"epochs": reg_epochs, "shrink": shrink},
+               "finetune": {**prune_cfg["finetune"], "epochs": ft_epochs}}
+        plan_pruning("pruned", base_pt, recipe, cfg, sens, model_name=args.model)
         pruned_pt = work / args.model / name / "model.pt"
         # per-epoch checkpoints: a rerun of the same command resumes an interrupted fine-tuning
         pm = prune_model(
             recipe, base_pt, data, pruned_pt, pruned_pt.with_name("metrics.json"), train_cfg, base,
             checkpoint=pruned_pt.with_name("ckpt.pt"),
         )
-        pruned[name] = {"order": order, "pt": pruned_pt, "metrics": pm}
+        pruned[name] = {"order": order, "regularize": reg_epochs, "pt": pruned_pt, "metrics": pm}
     t_prune = time.perf_counter()
     onnx = {}
     for name, pt in [("baseline", base_pt)] + [(n, v["pt"]) for n, v in pruned.items()]:
@@ -144,7 +154,8 @@ def main() -> int:
             f"\n{name} (planner order {v['order']}): {pm['prune_steps']} pruning step(s), "
             f"{pm['finetune_epochs']} fine-tune epochs in all (lr {args.finetune_lr:g}"
             + (f", distilled alpha {args.distill_alpha:g} T {args.distill_temperature:g}" if args.distill_alpha else "")
-            + (f", {args.regularize_epochs} of them regularizing before the cut" if args.regularize_epochs else "")
+            + (f", {v['regularize']} of them regularizing before the cut, channels to cut at "
+               f"{pm['pruning']['regularize']['norm_ratio_at_cut']:.3f} of the mean norm" if v["regularize"] else "")
             + f"), val acc before fine-tuning {pm['val_accuracy_before_finetune']:.4f}"
             + "".join(f", after cut {i} {a:.4f}" for i, a in enumerate(pm["val_accuracy_after_cuts"], 1))
             + f", test acc {pm['accuracy']:.4f}, "
@@ -163,6 +174,25 @@ def main() -> int:
         f"plan+prune+fine-tune {t_prune - t_sens:.0f}s, total {time.perf_counter() - t_start:.0f}s"
     )
     return 0
+
+
+def _regularize_variants(args: argparse.Namespace) -> list[tuple[int, float, int]]:
+    """(regularize epochs, shrink, fine-tune epochs after the cut) per variant to run."""
+    if not args.regularize_variants:
+        return [(args.regularize_epochs, args.regularize_shrink, args.finetune_epochs)]
+    out = []
+    for spec in args.regularize_variants.split(","):
+        if spec == "off":
+            out.append((0, args.regularize_shrink, args.finetune_epochs))
+            continue
+        try:
+            epochs, shrink = int(spec.split(":")[0]), float(spec.split(":")[1])
+        except (IndexError, ValueError):
+            raise SystemExit(f"--regularize-variants: {spec!r} is neither off nor EPOCHS:SHRINK") from None
+        if not 0 < epochs < args.finetune_epochs:
+            raise SystemExit(f"--regularize-variants: {spec!r} needs 0 < EPOCHS < --finetune-epochs")
+        out.append((epochs, shrink, args.finetune_epochs - epochs))
+    return out
 
 
 if __name__ == "__main__":
