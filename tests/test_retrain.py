@@ -14,6 +14,7 @@ import yaml
 from edgeopt import plan
 from edgeopt.config import check_config, deep_merge
 from edgeopt.errors import EdgeoptError
+from edgeopt.harness.sysinfo import cpu_info
 from edgeopt.models import create_model
 from edgeopt.retrain import ort_env
 from edgeopt.retrain.jobs import fx_module
@@ -175,6 +176,8 @@ def check_metrics(m: dict, framework: str, setting: str, device: str = "local") 
     assert m["framework"] == framework and m["setting"] == setting and m["device"] == device
     assert m["provenance"]["git_commit"] and m["provenance"]["config"]["epochs"] == 1
     assert m["provenance"]["device_side"]["python"]
+    cpu = cpu_info()["model"]  # the device side reads its CPU model with the shipped sysinfo
+    assert cpu and m["provenance"]["device_side"]["processor"] == cpu == m["provenance"]["device"]["processor"]
     assert 0 <= m["accuracy_before"] <= 1 and 0 <= m["accuracy_after"] <= 1
     assert m["accuracy"] == m["accuracy_after"] and m["test_images"] == 40 and m["train_images"] == 64
     assert m["epochs_run"] == 1 and m["seconds_per_epoch"] > 0 and m["images_per_second"] > 0

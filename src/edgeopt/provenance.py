@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edgeopt.harness.sysinfo import cpu_info
+
 TRACKED_PACKAGES = (
     "edgeopt",
     "torch",
@@ -62,7 +64,7 @@ def device_info(torch_device: str | None = None) -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "processor": _cpu_model(),
+        "processor": cpu_info()["model"],
         "python": sys.version.split()[0],
     }
     if torch_device is not None:
@@ -72,16 +74,6 @@ def device_info(torch_device: str | None = None) -> dict[str, Any]:
 
             info["gpu"] = torch.cuda.get_device_name(torch.device(torch_device))
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def provenance(config: dict[str, Any] | None = None, torch_device: str | None = None) -> dict[str, Any]:

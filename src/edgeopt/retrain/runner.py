@@ -15,7 +15,7 @@ from typing import Any
 from edgeopt.errors import EdgeoptError
 from edgeopt.retrain.device import MODEL_FILES, SCRIPTS
 
-PACKAGES = ("edgeopt.retrain.device",)
+PACKAGES = ("edgeopt.retrain.device", "edgeopt.harness.sysinfo")  # sysinfo: host_info's CPU model
 
 
 def run_on_device(

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.harness.sysinfo import cpu_info
+
 
 def parse_args(argv: list[str] | None, files: tuple[str, ...], doc: str | None) -> argparse.Namespace:
     """`--job`, `--train`, `--test`, `--out` and the framework's model files, each a path on the device.
@@ -108,19 +110,11 @@ class EpochTimer:
 
 def host_info() -> dict[str, Any]:
     """What the numbers ran on, as seen from the device itself."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "hostname": platform.node(),
         "machine": platform.machine(),
         "platform": platform.platform(),
-        "processor": cpu,
+        "processor": cpu_info()["model"],
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
     }
