@@ -186,8 +186,9 @@ def _regularize_variants(args: argparse.Namespace) -> list[tuple[int, float, int
             out.append((0, args.regularize_shrink, args.finetune_epochs))
             continue
         try:
-            epochs, shrink = int(spec.split(":")[0]), float(spec.split(":")[1])
-        except (IndexError, ValueError):
+            e, sh = spec.split(":")
+            epochs, shrink = int(e), float(sh)
+        except ValueError:
             raise SystemExit(f"--regularize-variants: {spec!r} is neither off nor EPOCHS:SHRINK") from None
         if not 0 < epochs < args.finetune_epochs:
             raise SystemExit(f"--regularize-variants: {spec!r} needs 0 < EPOCHS < --finetune-epochs")

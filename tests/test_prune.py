@@ -139,8 +139,8 @@ class _FixedSpeedup:
 @pytest.mark.slow
 def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, tiny_train_cfg: dict, tmp_path: Path) -> None:
     from edgeopt.prune.apply import prune_model
-    from edgeopt.prune.planner import plan_pruning, plan_structured, read_csv
-    from edgeopt.prune.sensitivity import analyze_sensitivity
+    from edgeopt.prune.planner import plan_pruning, plan_structured
+    from edgeopt.prune.sensitivity import analyze_sensitivity, read_csv
 
     csv_path, png = tmp_path / "sens" / "sensitivity.csv", tmp_path / "sens" / "sensitivity.png"
     rows = analyze_sensitivity(tiny_model, tiny_data, csv_path, png,
