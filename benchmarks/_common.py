@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR_JPEG_TAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+
+
+def line_buffered_stdout() -> None:
+    """Hours-long runs are often logged to a file (`> log`): flush every line so the log shows where they are."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
 
 
 def prepared_subset(
@@ -92,7 +100,7 @@ def bench_train_cfg(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "lr": 0.1,
         "device": args.device,
-        "progress": False,
+        "progress": "epochs",  # one line per epoch: long runs show how far they are in their log
         **extra,
     }
 

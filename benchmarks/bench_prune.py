@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, baseline_for, bench_train_cfg, reused_data  # noqa: E402
+from _common import add_reuse_args, baseline_for, bench_train_cfg, line_buffered_stdout, reused_data  # noqa: E402
 
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
 from edgeopt.models import load_model  # noqa: E402
@@ -36,6 +36,7 @@ from edgeopt.prune.sensitivity import analyze_sensitivity  # noqa: E402
 
 
 def main() -> int:
+    line_buffered_stdout()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="resnet20", choices=["resnet20", "resnet56"])
     ap.add_argument("--workdir", default="results/bench_prune")

@@ -20,12 +20,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, baseline_for, bench_train_cfg, reused_data  # noqa: E402
+from _common import add_reuse_args, baseline_for, bench_train_cfg, line_buffered_stdout, reused_data  # noqa: E402
 
 from edgeopt.quantize.qat import run_qat, write_sweep  # noqa: E402
 
 
 def main() -> None:
+    line_buffered_stdout()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet20")
     p.add_argument("--work", default="results/bench_qat")

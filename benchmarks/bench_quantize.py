@@ -26,7 +26,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, bench_train_cfg, reused_baseline, reused_data, trained_model  # noqa: E402
+from _common import (  # noqa: E402
+    add_reuse_args,
+    bench_train_cfg,
+    line_buffered_stdout,
+    reused_baseline,
+    reused_data,
+    trained_model,
+)
 
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
 from edgeopt.harness.runtimes import evaluate, load_runner, preprocess  # noqa: E402
@@ -109,6 +116,7 @@ def bench_model(name: str, model_pt: Path, data: Path, work: Path, args: argpars
 
 
 def main() -> None:
+    line_buffered_stdout()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["resnet18", "vgg16"])
     p.add_argument("--work", default="results/bench_quantize", help="cache of the data subset and models")

@@ -35,6 +35,11 @@ def test_settings_reject_bad_precision() -> None:
         TrainSettings.from_config({"precision": "int4"})
 
 
+def test_settings_reject_bad_progress() -> None:
+    with pytest.raises(EdgeoptError, match="train.progress: must be true, false or epochs, got 'bar'"):
+        TrainSettings.from_config({"progress": "bar"})
+
+
 def _data(tiny_data: Path):
     meta = load_meta(tiny_data)
     dev = torch.device("cpu")
@@ -78,6 +83,20 @@ def test_resume_after_interruption_matches_uninterrupted_run(
     assert result.resumed_from_epoch == 1 and len(result.history) == 2
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_progress_epochs_prints_one_line_per_epoch_and_no_bar(tiny_data: Path, capsys) -> None:
+    """`progress: epochs` is for runs logged to a file: a summary line per epoch on stdout, no bar on stderr."""
+    train, val = _data(tiny_data)
+    cfg = {"epochs": 2, "batch_size": 90, "device": "cpu", "channels_last": False}
+    fit(create_model("resnet20"), train, val, TrainSettings.from_config({**cfg, "progress": "epochs"}), desc="base")
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["base epoch 1/2", "base epoch 2/2"]
+    assert all("val_accuracy=" in line for line in lines) and "it/s" not in err
+    fit(create_model("resnet20"), train, val, TrainSettings.from_config({**cfg, "progress": True}), desc="base")
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2 and "it/s" in err  # the control: progress true draws the bar too
 
 
 def test_checkpoint_with_other_settings_is_not_resumed(tiny_data: Path, tmp_path: Path) -> None:

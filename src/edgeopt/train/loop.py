@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -27,6 +28,7 @@ from edgeopt.train.device_data import DeviceData
 from edgeopt.train.distill import Distill
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PROGRESS = (True, False, "epochs")  # "epochs": one line per epoch, no bar (long runs logged to a file)
 
 
 @dataclass
@@ -48,7 +50,7 @@ class TrainSettings:
     crop_padding: int = 4
     flip: bool = True
     eval_batch_size: int = 1024
-    progress: bool = True
+    progress: bool | str = True
     val_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +62,8 @@ class TrainSettings:
         s = cls(**merged)
         if s.precision not in PRECISIONS:
             raise EdgeoptError(f"train.precision: must be one of {PRECISIONS}, got {s.precision!r}")
+        if s.progress not in PROGRESS:
+            raise EdgeoptError(f"train.progress: must be true, false or epochs, got {s.progress!r}")
         if s.epochs < 0 or s.batch_size < 1:
             raise EdgeoptError("train.epochs must be >= 0 and train.batch_size >= 1")
         return s
@@ -207,7 +211,7 @@ def fit(
             batches,
             total=steps_per_epoch,
             desc=f"{desc} {epoch + 1}/{settings.epochs}",
-            disable=not settings.progress,
+            disable=settings.progress is not True,
             mininterval=1.0,
             leave=False,
         )
@@ -249,7 +253,9 @@ def fit(
             tqdm.write(
                 f"{desc} epoch {epoch + 1}/{settings.epochs}: "
                 + ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
+                + f", {time.perf_counter() - t0:.0f}s"
             )
+            sys.stdout.flush()  # a log file is block-buffered: show each epoch as it ends
         if ckpt is not None:
             with atomic_path(ckpt) as tmp:
                 torch.save(
