@@ -71,8 +71,7 @@ def main() -> None:
         r = run_qat(model_pt, data, out, bw, ba, qat_cfg, train_cfg, args.model, "baseline")
         print(
             f"w{bw}a{ba}: {r['accuracy']:.4f} (fp32 {r['fp32_accuracy']:.4f}, delta {100 * r['delta']:+.2f} pt, "
-            f"before fine-tuning {r['accuracy_before_finetune']:.4f}) {time.perf_counter() - t:.0f} s",
-            flush=True,
+            f"before fine-tuning {r['accuracy_before_finetune']:.4f}) {time.perf_counter() - t:.0f} s"
         )
         paths.append(out)
     sweep = work / "quantize" / (args.model + args.tag) / "qat_sweep.csv"

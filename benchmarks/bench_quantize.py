@@ -85,7 +85,7 @@ def bench_model(name: str, model_pt: Path, data: Path, work: Path, args: argpars
     get_quantizer("ort-qdq").quantize(model, meta, calib, paths["ort-int8"], cfg)
     tflite_fp32(model, meta, paths["tflite-fp32"])
     get_quantizer("litert-pt2e").quantize(model, meta, calib, paths["tflite-int8"], cfg)
-    print(f"{name}: built 4 artifacts in {time.perf_counter() - t:.0f} s", flush=True)
+    print(f"{name}: built 4 artifacts in {time.perf_counter() - t:.0f} s")
     rows = []
     for rt, runtime in (("ort", "onnxruntime"), ("tflite", "tflite")):
         runners = {
@@ -146,7 +146,7 @@ def main() -> None:
             model_pt, metrics = trained_model(name, data, work / "models" / name, train_cfg)
             print(f"{name}: trained {args.epochs} epoch(s) on a {args.train_per_class * 10}-image pool (90% train)",
                   end=", ")  # fmt: skip
-        print(f"test accuracy {metrics['accuracy']:.4f}", flush=True)
+        print(f"test accuracy {metrics['accuracy']:.4f}")
         with tempfile.TemporaryDirectory() as tmp:
             rows += bench_model(name, model_pt, data, Path(tmp), args)
     from edgeopt.provenance import device_info, package_versions
