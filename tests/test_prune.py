@@ -137,6 +137,33 @@ class _FixedSpeedup:
 
 
 @pytest.mark.slow
+def test_sensitivity_resumes_from_saved_groups_and_ignores_stale_ones(tiny_model: Path, tiny_data: Path,
+                                                                      tmp_path: Path) -> None:
+    """An interrupted pass keeps the groups it measured; a rerun measures only the rest, unless the key differs."""
+    from edgeopt.prune.sensitivity import analyze_sensitivity, progress_key, progress_path
+
+    cfg = {"ratios": [0.6], "val_limit": 40, "device": "cpu", "round_to": 8}
+    csv_path = tmp_path / "sensitivity.csv"
+    fresh = analyze_sensitivity(tiny_model, tiny_data, csv_path, None, cfg)
+    partial = progress_path(csv_path)
+    assert not partial.exists()  # removed once the table is complete
+    first = fresh[0]["layer"]
+    # what an interruption after the first group leaves, marked so reused rows can be told from remeasured ones
+    saved = [{**r, "accuracy": 0.0123} for r in fresh if r["layer"] == first]
+    partial.write_text(json.dumps({"key": progress_key(tiny_model, tiny_data, cfg), "rows": saved}))
+    resumed = analyze_sensitivity(tiny_model, tiny_data, csv_path, None, cfg)
+    assert [r["layer"] for r in resumed] == [r["layer"] for r in fresh]
+    assert [r["accuracy"] for r in resumed if r["layer"] == first] == [0.0123] * len(saved)
+    assert [r for r in resumed if r["layer"] != first] == [r for r in fresh if r["layer"] != first]
+    assert "0.0123" in csv_path.read_text() and not partial.exists()
+    # the same rows saved for other ratios (or another model) are not reused
+    partial.write_text(json.dumps({"key": progress_key(tiny_model, tiny_data, {**cfg, "ratios": [0.5]}),
+                                   "rows": saved}))
+    assert analyze_sensitivity(tiny_model, tiny_data, csv_path, None, cfg) == fresh
+    partial.write_text("{not json")  # a torn file from an older writer is ignored, not a traceback
+    assert analyze_sensitivity(tiny_model, tiny_data, csv_path, None, cfg) == fresh
+
+
 def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, tiny_train_cfg: dict, tmp_path: Path) -> None:
     from edgeopt.prune.apply import prune_model
     from edgeopt.prune.planner import plan_pruning, plan_structured

@@ -1,7 +1,9 @@
 """Sensitivity analysis: prune each group alone at a sweep of ratios and measure validation accuracy.
 
 No fine-tuning: the accuracy drop of one group pruned in isolation ranks how much the network
-relies on it; the planner prunes the least sensitive groups hardest.
+relies on it; the planner prunes the least sensitive groups hardest. The pass can take hours on a
+CPU or an embedded board, so the rows measured so far are saved after every group
+(`sensitivity.csv.partial.json`) and a rerun on the same model, data and settings resumes there.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import hashlib
 import io
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeopt.atomic import atomic_path, write_text
+from edgeopt.atomic import atomic_path, write_json, write_text
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.prune.common import count, load_for_pruning
@@ -47,9 +51,13 @@ def analyze_sensitivity(
     base = evaluate(model, val, bs, limit=limit)
     base_macs, base_params = count(model, meta)
     groups = list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), cfg.get("ignore"))
-    rows: list[dict[str, Any]] = []
+    partial, key = progress_path(out_csv), progress_key(model_path, data_dir, cfg)
+    rows = _resumed_rows(partial, key, [g.name for g in groups])
+    finished = {r["layer"] for r in rows}
     t0 = time.perf_counter()
     for g in groups:
+        if g.name in finished:
+            continue
         row0 = {"layer": g.name, "ratio": 0.0, "channels": g.channels, "kept": g.channels,
                 "accuracy": base["accuracy"], "loss": base["loss"], "macs": base_macs, "params": base_params,
                 "members": " ".join(g.members)}
@@ -66,11 +74,49 @@ def analyze_sensitivity(
                 done[keep] = {"accuracy": ev["accuracy"], "loss": ev["loss"], "macs": macs, "params": params}
             rows.append({**row0, **{k: done[keep][k] for k in ("accuracy", "loss", "macs", "params")},
                          "ratio": r, "kept": keep})
+        write_json(partial, {"key": key, "rows": rows})
+    order = {g.name: i for i, g in enumerate(groups)}
+    rows.sort(key=lambda r: order[r["layer"]])  # stable: each group's rows stay in ratio order
     print(f"sensitivity: {len(groups)} groups x {len(ratios)} ratios on {base['images']} val images "
           f"in {time.perf_counter() - t0:.1f}s (baseline val accuracy {base['accuracy']:.4f})")
     write_csv(out_csv, rows)
     if out_png:
         plot_sensitivity(rows, out_png, f"{meta.get('arch', Path(str(model_path)).parent.parent.name)} ({base['images']} val images)")
+    partial.unlink(missing_ok=True)
+    return rows
+
+
+def progress_path(out_csv: str | Path) -> Path:
+    """Where the rows of an unfinished pass are kept, next to the table they will become."""
+    out_csv = Path(out_csv)
+    return out_csv.with_name(out_csv.name + ".partial.json")
+
+
+def progress_key(model_path: str | Path, data_dir: str | Path, cfg: dict[str, Any]) -> str:
+    """Fingerprint of what the rows depend on: a retrained model, other data or other ratios start afresh."""
+    h = hashlib.sha256(Path(model_path).read_bytes())
+    meta = Path(data_dir) / "meta.json"
+    h.update(meta.read_bytes() if meta.exists() else str(Path(data_dir).resolve()).encode())
+    knobs = {k: cfg.get(k) for k in ("round_to", "importance", "ignore", "val_limit")}
+    knobs["ratios"] = sorted(float(r) for r in cfg.get("ratios", [0.1, 0.3, 0.5, 0.7, 0.9]))
+    h.update(json.dumps(knobs, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _resumed_rows(partial: Path, key: str, groups: list[str]) -> list[dict[str, Any]]:
+    """Rows of whole groups saved by an interrupted pass with the same key; none otherwise."""
+    if not partial.exists():
+        return []
+    try:
+        saved = json.loads(partial.read_text())
+        rows = [r for r in saved["rows"] if r["layer"] in groups] if saved.get("key") == key else []
+    except (ValueError, KeyError, TypeError):
+        rows = []
+    if rows:
+        print(f"sensitivity: resuming from {partial}: {len({r['layer'] for r in rows})} of {len(groups)} groups "
+              "already measured")
+    else:
+        print(f"sensitivity: ignoring {partial} (another model, data set or settings); starting afresh")
     return rows
 
 
