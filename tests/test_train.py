@@ -38,6 +38,8 @@ def test_settings_reject_bad_precision() -> None:
 def test_settings_reject_bad_progress() -> None:
     with pytest.raises(EdgeoptError, match="train.progress: must be true, false or epochs, got 'bar'"):
         TrainSettings.from_config({"progress": "bar"})
+    with pytest.raises(EdgeoptError, match="got 1"):  # 1 == True, but the schema and this check want a YAML bool
+        TrainSettings.from_config({"progress": 1})
 
 
 def _data(tiny_data: Path):

@@ -62,7 +62,7 @@ class TrainSettings:
         s = cls(**merged)
         if s.precision not in PRECISIONS:
             raise EdgeoptError(f"train.precision: must be one of {PRECISIONS}, got {s.precision!r}")
-        if s.progress not in PROGRESS:
+        if isinstance(s.progress, int) and not isinstance(s.progress, bool) or s.progress not in PROGRESS:  # 1 == True
             raise EdgeoptError(f"train.progress: must be true, false or epochs, got {s.progress!r}")
         if s.epochs < 0 or s.batch_size < 1:
             raise EdgeoptError("train.epochs must be >= 0 and train.batch_size >= 1")
