@@ -75,6 +75,8 @@ def main() -> int:
         "--channels-last", action="store_true", help="train in channels_last (faster on AVX-512 CPUs)"
     )
     ap.add_argument("--sens-val-limit", type=int, help="sensitivity evaluates this many validation images")
+    ap.add_argument("--sens-bn-recalib", type=int, default=0,
+                    help="sensitivity re-estimates BatchNorm statistics on this many training images after each cut (0: off)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=200, help="timed ORT runs per model and batch size")
     add_reuse_args(ap)
@@ -98,6 +100,7 @@ def main() -> int:
                 "device": args.device,
                 "round_to": 8,
                 "val_limit": args.sens_val_limit,
+                "bn_recalib": args.sens_bn_recalib,
             },
         )
     t_sens = time.perf_counter()

@@ -164,6 +164,40 @@ def test_sensitivity_resumes_from_saved_groups_and_ignores_stale_ones(tiny_model
     assert analyze_sensitivity(tiny_model, tiny_data, csv_path, None, cfg) == fresh
 
 
+def test_sensitivity_bn_recalib_evaluates_each_cut_with_fresh_statistics(tiny_model: Path, tiny_data: Path,
+                                                                         tmp_path: Path) -> None:
+    """With `bn_recalib`, each cut model is evaluated after re-estimating its BatchNorm statistics on train images."""
+    from edgeopt.prune.common import load_for_pruning
+    from edgeopt.prune.sensitivity import analyze_sensitivity, progress_key
+    from edgeopt.train.baseline import load_device_splits
+    from edgeopt.train.loop import evaluate, recalibrate_bn
+
+    cfg = {"ratios": [0.6], "val_limit": 40, "device": "cpu", "round_to": 8}
+    plain = analyze_sensitivity(tiny_model, tiny_data, tmp_path / "plain.csv", None, cfg)
+    recal = analyze_sensitivity(tiny_model, tiny_data, tmp_path / "recal.csv", None, {**cfg, "bn_recalib": 64})
+    assert [r for r in recal if r["ratio"] == 0] == [r for r in plain if r["ratio"] == 0]  # uncut: as trained
+    cut = [r for r in recal if r["ratio"] > 0]
+    assert [(r["layer"], r["kept"], r["macs"]) for r in cut] == [
+        (r["layer"], r["kept"], r["macs"]) for r in plain if r["ratio"] > 0]
+    # one row redone by hand: cut, recalibrate on the first 64 training images, evaluate
+    model, meta = load_for_pruning(str(tiny_model), "cpu")
+    prune_structured(model, {cut[0]["layer"]: 0.6}, meta["image_size"], meta["in_channels"], meta.get("num_classes"), 8)
+    _, splits = load_device_splits(tiny_data, torch.device("cpu"), False, names=("train", "val"))
+    recalibrate_bn(model, splits["train"], 64)
+    assert evaluate(model, splits["val"], limit=40)["loss"] == pytest.approx(cut[0]["loss"], rel=1e-5)
+    assert cut[0]["loss"] != next(r["loss"] for r in plain if r["layer"] == cut[0]["layer"] and r["ratio"] > 0)
+    assert progress_key(tiny_model, tiny_data, cfg) != progress_key(tiny_model, tiny_data, {**cfg, "bn_recalib": 64})
+
+
+def test_sensitivity_params_carry_the_training_augmentation_only_when_recalibrating() -> None:
+    from edgeopt.plan import sensitivity_json
+
+    cfg = {"train": {"crop_padding": 2, "flip": False}, "sensitivity": {"bn_recalib": 0}}
+    assert "crop_padding" not in json.loads(sensitivity_json(cfg))  # off: a training change reruns no table
+    on = json.loads(sensitivity_json({**cfg, "sensitivity": {"bn_recalib": 512}}))
+    assert (on["bn_recalib"], on["crop_padding"], on["flip"]) == (512, 2, False)
+
+
 def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, tiny_train_cfg: dict, tmp_path: Path) -> None:
     from edgeopt.prune.apply import prune_model
     from edgeopt.prune.planner import plan_pruning, plan_structured

@@ -15,6 +15,7 @@ from edgeopt.errors import EdgeoptError
 from edgeopt.models import create_model, load_model
 from edgeopt.train import DeviceData, TrainSettings, evaluate, fit
 from edgeopt.train.device_data import random_crop_flip
+from edgeopt.train.loop import recalibrate_bn
 
 
 def test_random_crop_is_a_shifted_window_and_flip_mirrors() -> None:
@@ -136,6 +137,28 @@ def test_baseline_checkpoint_is_not_resumed_for_another_width_or_data(tiny_data:
     other = train_baseline("resnet20", data2, out / "model.pt", out / "metrics.json", cfg, {"width_mult": 0.5},
                            checkpoint=ckpt)
     assert other["resumed_from_epoch"] == 0
+
+
+def test_recalibrate_bn_averages_the_statistics_of_the_images(tiny_data: Path) -> None:
+    """Adaptive BN: running statistics become those of the first N images; momentum and eval mode come back."""
+    train, _ = _data(tiny_data)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8))
+    stale = model[1].running_mean.clone()
+    recalibrate_bn(model, train, 100, batch_size=50, crop_padding=0, flip=False)
+    with torch.no_grad():
+        feats = model[0](next(train.batches(100))[0])
+    assert torch.allclose(model[1].running_mean, feats.mean((0, 2, 3)), atol=1e-5)
+    assert not torch.allclose(model[1].running_mean, stale)
+    assert int(model[1].num_batches_tracked) == 2 and model[1].momentum == 0.1 and not model.training
+    recalibrate_bn(model, train, 100, batch_size=100, crop_padding=0, flip=False)  # one batch: exactly its variance
+    assert torch.allclose(model[1].running_var, feats.var((0, 2, 3), unbiased=True), rtol=1e-4)
+    # by default the images are augmented like the training's, with a fixed seed: repeatable, other statistics
+    recalibrate_bn(model, train, 100)
+    augmented = model[1].running_mean.clone()
+    recalibrate_bn(model, train, 100)
+    assert torch.equal(model[1].running_mean, augmented)
+    assert not torch.allclose(augmented, feats.mean((0, 2, 3)), atol=1e-4)
 
 
 def test_training_learns_on_real_images(tiny_data: Path) -> None:

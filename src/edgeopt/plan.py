@@ -116,6 +116,9 @@ def sensitivity_json(config: dict[str, Any]) -> str:
     p = prune_section(config)
     cfg = {**(config.get("sensitivity") or {}), "round_to": p.get("round_to", 8),
            "importance": p.get("importance", "l2"), "ignore": p.get("ignore") or []}
+    if cfg.get("bn_recalib"):  # recalibration augments like the training; off, a change there reruns nothing
+        train = config.get("train") or {}
+        cfg.update({k: train[k] for k in ("crop_padding", "flip") if k in train})
     return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 

@@ -5,6 +5,7 @@ rule analyze_sensitivity:
     input:
         model="results/models/{model}/baseline/model.pt",
         val=f"{DATA}/val.npz",
+        train=f"{DATA}/train.npz",  # sensitivity.bn_recalib re-estimates BatchNorm statistics on it
         meta=f"{DATA}/meta.json",
     output:
         csv="results/sensitivity/{model}/sensitivity.csv",

@@ -26,7 +26,7 @@ from edgeopt.errors import EdgeoptError
 from edgeopt.prune.common import count, load_for_pruning
 from edgeopt.prune.groups import kept_channels, list_groups, prune_structured
 from edgeopt.train.baseline import load_device_splits
-from edgeopt.train.loop import evaluate, resolve_device
+from edgeopt.train.loop import TrainSettings, evaluate, recalibrate_bn, resolve_device
 
 COLUMNS = ["layer", "ratio", "channels", "kept", "accuracy", "loss", "macs", "params", "members"]
 
@@ -45,7 +45,10 @@ def analyze_sensitivity(
     round_to = cfg.get("round_to", 8)
     device = resolve_device(cfg.get("device", "auto"))
     model, meta = load_for_pruning(str(model_path), str(device))
-    _, splits = load_device_splits(data_dir, device, False, names=("val",))
+    recalib = int(cfg.get("bn_recalib") or 0)
+    augment = {"crop_padding": int(cfg.get("crop_padding", TrainSettings.crop_padding)),
+               "flip": bool(cfg.get("flip", TrainSettings.flip))}
+    _, splits = load_device_splits(data_dir, device, False, names=("val", "train") if recalib else ("val",))
     val = splits["val"]
     limit, bs = cfg.get("val_limit"), int(cfg.get("batch_size", 1024))
     base = evaluate(model, val, bs, limit=limit)
@@ -69,6 +72,9 @@ def analyze_sensitivity(
                 m = copy.deepcopy(model)
                 prune_structured(m, {g.name: r}, meta["image_size"], meta["in_channels"],
                                  meta.get("num_classes"), round_to, cfg.get("importance", "l2"), cfg.get("ignore"))
+                if recalib:
+                    recalibrate_bn(m, splits["train"], recalib, crop_padding=augment["crop_padding"],
+                                   flip=augment["flip"])
                 ev = evaluate(m, val, bs, limit=limit)
                 macs, params = count(m, meta)
                 done[keep] = {"accuracy": ev["accuracy"], "loss": ev["loss"], "macs": macs, "params": params}
@@ -97,7 +103,7 @@ def progress_key(model_path: str | Path, data_dir: str | Path, cfg: dict[str, An
     h = hashlib.sha256(Path(model_path).read_bytes())
     meta = Path(data_dir) / "meta.json"
     h.update(meta.read_bytes() if meta.exists() else str(Path(data_dir).resolve()).encode())
-    knobs = {k: cfg.get(k) for k in ("round_to", "importance", "ignore", "val_limit")}
+    knobs = {k: cfg.get(k) for k in ("round_to", "importance", "ignore", "val_limit", "bn_recalib", "crop_padding", "flip")}
     knobs["ratios"] = sorted(float(r) for r in cfg.get("ratios", [0.1, 0.3, 0.5, 0.7, 0.9]))
     h.update(json.dumps(knobs, sort_keys=True, default=str).encode())
     return h.hexdigest()

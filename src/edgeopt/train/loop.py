@@ -131,6 +131,38 @@ def evaluate(
     return {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1), "images": n}
 
 
+def recalibrate_bn(
+    model: nn.Module,
+    data: DeviceData,
+    images: int,
+    batch_size: int = 256,
+    crop_padding: int = TrainSettings.crop_padding,
+    flip: bool = TrainSettings.flip,
+    seed: int = 0,
+) -> None:
+    """Re-estimate every BatchNorm's running statistics from the first `images` images of `data`.
+
+    A cut changes what the layers after it see, so evaluating with the statistics averaged before the
+    cut overstates the damage (EagleEye's "adaptive BN"); a few thousand images fix the statistics
+    without training. The images get the training's augmentation: the weights were learnt together with
+    statistics of augmented images (plain ones cost an uncut 10-epoch ResNet-20 3.8 pt, augmented 0.4).
+    The model is left in eval mode.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below, not an exponential one
+    gen = torch.Generator(device=data.device).manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for x, _ in data.batches(batch_size, crop_padding=crop_padding, flip=flip, generator=gen, limit=images):
+            model(x)
+    for m, momentum in zip(bns, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
+
+
 def fit(
     model: nn.Module,
     train: DeviceData,
