@@ -78,6 +78,8 @@ def main() -> int:
     ap.add_argument("--sens-bn-recalib", type=int, default=0,
                     help="sensitivity re-estimates BatchNorm statistics on this many training images after each cut (0: off)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the training and fine-tuning (batch order, augmentation): another one shows the noise")
     ap.add_argument("--runs", type=int, default=200, help="timed ORT runs per model and batch size")
     add_reuse_args(ap)
     args = ap.parse_args()
@@ -85,7 +87,7 @@ def main() -> int:
     work = Path(args.workdir)
     t_start = time.perf_counter()
     data = reused_data(args, work / "data")
-    train_cfg = bench_train_cfg(args, eval_batch_size=500, channels_last=args.channels_last)
+    train_cfg = bench_train_cfg(args, eval_batch_size=500, channels_last=args.channels_last, seed=args.seed)
     args.model, base_pt, base = baseline_for(args, data, work / args.model / "baseline", train_cfg)
     t_train = time.perf_counter()
     sens = work / args.model / "sensitivity.csv"
