@@ -73,8 +73,7 @@ def analyze_sensitivity(
                 prune_structured(m, {g.name: r}, meta["image_size"], meta["in_channels"],
                                  meta.get("num_classes"), round_to, cfg.get("importance", "l2"), cfg.get("ignore"))
                 if recalib:
-                    recalibrate_bn(m, splits["train"], recalib, crop_padding=augment["crop_padding"],
-                                   flip=augment["flip"])
+                    recalibrate_bn(m, splits["train"], recalib, **augment)
                 ev = evaluate(m, val, bs, limit=limit)
                 macs, params = count(m, meta)
                 done[keep] = {"accuracy": ev["accuracy"], "loss": ev["loss"], "macs": macs, "params": params}
