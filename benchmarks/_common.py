@@ -69,6 +69,10 @@ def add_reuse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device", default="cpu", help="where training, fine-tuning and evaluation run: cpu|cuda|auto"
     )
+    p.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+        help="training autocast (train.precision); bf16 is ~2x faster on CPUs with AMX (Sapphire Rapids and newer)",
+    )
 
 
 def reused_data(args: argparse.Namespace, subset_dir: Path) -> Path:
@@ -100,6 +104,7 @@ def bench_train_cfg(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "lr": 0.1,
         "device": args.device,
+        "precision": args.precision,
         "progress": "epochs",  # one line per epoch: long runs show how far they are in their log
         **extra,
     }
