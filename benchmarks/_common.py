@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgeopt.train.loop import PRECISIONS
+
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR_JPEG_TAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
@@ -70,8 +72,8 @@ def add_reuse_args(p: argparse.ArgumentParser) -> None:
         "--device", default="cpu", help="where training, fine-tuning and evaluation run: cpu|cuda|auto"
     )
     p.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-        help="training autocast (train.precision); bf16 is ~2x faster on CPUs with AMX (Sapphire Rapids and newer)",
+        "--precision", default="auto", choices=PRECISIONS,
+        help="training autocast (train.precision); bf16 runs on AMX tiles on CPUs that have them (bench_precision.py)",
     )
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from edgeopt.data import Split, load_meta, load_split
 from edgeopt.models import create_model
 from edgeopt.train.device_data import DeviceData
-from edgeopt.train.loop import TrainSettings, autocast_dtype, fit, resolve_device
+from edgeopt.train.loop import PRECISIONS, TrainSettings, autocast_dtype, fit, resolve_device
 
 
 def synthetic_split(n: int, size: int = 32, channels: int = 3, classes: int = 10, seed: int = 0) -> Split:
@@ -126,7 +126,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
 
 
 def run(args: argparse.Namespace) -> int:
