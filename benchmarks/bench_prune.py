@@ -8,6 +8,9 @@ latency ratio (batch 1 and batch 32, A/B runs interleaved so machine load hits b
 baseline and sensitivity table, and times all the models in the same interleaved runs;
 `--regularize-variants off,2:0.05` does the same for growing regularization (EPOCHS:SHRINK), each variant
 training `--finetune-epochs` in all (regularizing epochs included), so they compare at equal cost.
+`--control` also fine-tunes the unpruned baseline with the same recipe (epochs, rate, teacher): when the
+baseline is not converged, the extra epochs alone raise accuracy, and the change against this equal-budget
+control is what pruning itself costs.
 
     PYTHONPATH=src python benchmarks/bench_prune.py --train-per-class 200 --epochs 10
 """
@@ -32,6 +35,7 @@ from edgeopt.models import load_model  # noqa: E402
 from edgeopt.prune.apply import prune_model  # noqa: E402
 from edgeopt.prune.latency_probe import ort_latency_ms  # noqa: E402
 from edgeopt.prune.planner import plan_pruning  # noqa: E402
+from edgeopt.prune.recipe import control_recipe, load_recipe, save_recipe  # noqa: E402
 from edgeopt.prune.sensitivity import analyze_sensitivity  # noqa: E402
 
 
@@ -68,6 +72,10 @@ def main() -> int:
         help="planner move orders (prune.order) to compare side by side, comma-separated: loss,loss_per_saving",
     )
     ap.add_argument("--ratios", default="0.25,0.5,0.75", help="sensitivity sweep")
+    ap.add_argument(
+        "--control", action="store_true",
+        help="also fine-tune the unpruned baseline with the same recipe and report the change against it",
+    )
     ap.add_argument(
         "--batch-size", type=int, default=128, help="baseline training and fine-tuning batch size"
     )
@@ -136,6 +144,8 @@ def main() -> int:
             checkpoint=pruned_pt.with_name("ckpt.pt"),
         )
         pruned[name] = {"order": order, "regularize": reg_epochs, "pt": pruned_pt, "metrics": pm}
+    control = _control(work / args.model, next(iter(pruned.values()))["metrics"]["recipe"], base_pt, data,
+                       train_cfg, base) if args.control else None
     t_prune = time.perf_counter()
     onnx = {}
     for name, pt in [("baseline", base_pt)] + [(n, v["pt"]) for n, v in pruned.items()]:
@@ -170,16 +180,35 @@ def main() -> int:
         print(f"  MACs ratio (baseline/pruned):        {pm['macs_reduction']:.2f}x")
         print(f"  params ratio (baseline/pruned):      {pm['params_reduction']:.2f}x")
         print(f"  test accuracy change:                {100 * pm['accuracy_change']:+.2f} pt")
+        if control is not None:
+            print(f"  change vs the fine-tuned control:    {100 * (pm['accuracy'] - control['accuracy']):+.2f} pt")
         for b, d in lat.items():
             print(
                 f"  ORT CPU latency batch {b:>2}: baseline {d['baseline']:.3f} ms, pruned {d[name]:.3f} ms, "
                 f"speed-up {d['baseline'] / d[name]:.2f}x"
             )
+    if control is not None:
+        print(
+            f"\ncontrol (the unpruned baseline, fine-tuned as the first pruned model: "
+            f"{control['finetune_epochs']} epochs): test acc {control['accuracy']:.4f} "
+            f"({100 * control['accuracy_change']:+.2f} pt on the baseline)"
+        )
     print(
         f"\ntime: train {t_train - t_start:.0f}s, sensitivity {t_sens - t_train:.0f}s, "
         f"plan+prune+fine-tune {t_prune - t_sens:.0f}s, total {time.perf_counter() - t_start:.0f}s"
     )
     return 0
+
+
+def _control(
+    out: Path, recipe_path: str, base_pt: Path, data: Path, train_cfg: dict, base: dict
+) -> dict:
+    """The unpruned baseline fine-tuned exactly as `recipe_path` fine-tunes its pruned model (no ratios)."""
+    path = out / "control.yaml"
+    save_recipe(path, control_recipe(load_recipe(recipe_path)))
+    model_pt = out / "control" / "model.pt"
+    return prune_model(path, base_pt, data, model_pt, model_pt.with_name("metrics.json"), train_cfg, base,
+                       checkpoint=model_pt.with_name("ckpt.pt"))
 
 
 def _regularize_variants(args: argparse.Namespace) -> list[tuple[int, float, int]]:

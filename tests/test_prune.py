@@ -605,3 +605,35 @@ def test_interrupted_distilled_finetuning_resumes_to_the_same_model(tiny_model: 
     again = prune_model(path, tmp_path / "other.pt", tiny_data, tmp_path / "b" / "model.pt",
                         tmp_path / "b" / "m.json", tiny_train_cfg, checkpoint=ckpt)
     assert again["resumed_from_epoch"] == 0
+
+
+@pytest.mark.slow
+def test_control_recipe_finetunes_the_unpruned_model_alike(tiny_model: Path, tiny_data: Path,
+                                                           tiny_train_cfg: dict, tmp_path: Path) -> None:
+    """The equal-budget control keeps a recipe's fine-tuning (epochs, rate, teacher) and prunes nothing, whatever
+    the recipe's pruner, so `bench_prune --control` separates what pruning costs from what extra epochs gain."""
+    from edgeopt.prune.apply import prune_model
+    from edgeopt.prune.recipe import control_recipe, load_recipe, save_recipe
+
+    finetune = {"epochs": 1, "lr": 0.02, "distill": {"alpha": 0.5, "temperature": 2.0}}
+    structured = {"version": 1, "model": "resnet20", "variant": "pruned", "pruner": "structured", "round_to": 8,
+                  "ratios": {"layer1.0.conv1": 0.5}, "schedule": {"steps": 2, "epochs_per_step": 1},
+                  "target": {"kind": "macs", "value": 2.0}, "finetune": finetune}
+    sparse = {"version": 1, "model": "resnet20", "pruner": "unstructured", "sparsity": 0.7, "finetune": finetune}
+    for recipe in (structured, sparse):
+        assert control_recipe(recipe) == {"version": 1, "model": "resnet20", "finetune": finetune,
+                                          "variant": "control", "pruner": "structured", "ratios": {}}
+    path = tmp_path / "control.yaml"
+    save_recipe(path, control_recipe(structured))
+    out = tmp_path / "control"
+    assert load_recipe(path)["ratios"] == {}
+    m = prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json",
+                    tiny_train_cfg, json.loads(tiny_model.with_name("metrics.json").read_text()))
+    base, _ = load_model(tiny_model)
+    control, meta = load_model(out / "model.pt")
+    assert meta["variant"] == "control" and conv_widths(control) == conv_widths(base)
+    assert m["macs_reduction"] == 1.0 and m["params_reduction"] == 1.0 and m["weight_sparsity"] < 0.01
+    assert m["finetune_epochs"] == 1 and m["finetune_distill"] == {"alpha": 0.5, "temperature": 2.0}
+    assert m["val_accuracy_before_finetune"] == pytest.approx(
+        json.loads(tiny_model.with_name("metrics.json").read_text())["val_accuracy"], abs=1e-6)
+    assert not torch.equal(control.conv1.weight, base.conv1.weight)  # it did fine-tune

@@ -53,3 +53,12 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     Distill.from_config(ft.get("distill"), f"{path}: finetune")
     PRUNERS[pruner].check(recipe, str(path))
     return recipe
+
+
+def control_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The same fine-tuning with nothing pruned: the equal-budget control for `recipe`.
+
+    A baseline that is not converged gains accuracy from the fine-tuning's extra epochs alone, so a pruned
+    model is fairly judged against the unpruned one fine-tuned exactly alike (epochs, rate, teacher)."""
+    keep = {k: recipe[k] for k in ("version", "model", "source", "finetune") if k in recipe}
+    return {**keep, "variant": "control", "pruner": "structured", "ratios": {}}
