@@ -10,8 +10,9 @@
 # The report is $OUT/bench_prune.log; metrics, recipes and the sensitivity table are copied under $OUT.
 # Training and fine-tuning checkpoint every epoch in $WORK (inside the checkout, kept while the machine stays
 # warm), so a call cut off by its time limit resumes when repeated. Knobs (environment): MODEL, EPOCHS,
-# FINETUNE_EPOCHS, ORDERS (planner orders, comma-separated), DEVICE, TRAIN_PER_CLASS, TEST_PER_CLASS, THREADS,
-# PYTHON. Run locally with small knobs to check it (DEVICE=cpu EPOCHS=1 FINETUNE_EPOCHS=1 TRAIN_PER_CLASS=20).
+# FINETUNE_EPOCHS, ORDERS (planner orders, comma-separated), CONTROL (1: also fine-tune the unpruned baseline
+# alike, the equal-budget control; 0: off), DEVICE, TRAIN_PER_CLASS, TEST_PER_CLASS, THREADS, PYTHON.
+# Run locally with small knobs to check it (DEVICE=cpu EPOCHS=1 FINETUNE_EPOCHS=1 TRAIN_PER_CLASS=20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
@@ -55,4 +56,4 @@ PYTHONUNBUFFERED=1 "$py" benchmarks/bench_prune.py --model "$model" --device "${
     --workdir "$work" --train-per-class "${TRAIN_PER_CLASS:-5000}" --test-per-class "${TEST_PER_CLASS:-1000}" \
     --epochs "${EPOCHS:-30}" --batch-size 256 --channels-last --sens-val-limit 2000 --reuse \
     --finetune-epochs "${FINETUNE_EPOCHS:-40}" --finetune-lr 0.1 --distill-alpha 0.8 --distill-temperature 4 \
-    --orders "${ORDERS:-loss}" --threads "${THREADS:-2}" 2>&1 | tee "$out/bench_prune.log"
+    --orders "${ORDERS:-loss}" $([ "${CONTROL:-1}" = 1 ] && echo --control) --threads "${THREADS:-2}" 2>&1 | tee "$out/bench_prune.log"
