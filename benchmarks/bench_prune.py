@@ -8,9 +8,9 @@ latency ratio (batch 1 and batch 32, A/B runs interleaved so machine load hits b
 baseline and sensitivity table, and times all the models in the same interleaved runs;
 `--regularize-variants off,2:0.05` does the same for growing regularization (EPOCHS:SHRINK), each variant
 training `--finetune-epochs` in all (regularizing epochs included), so they compare at equal cost.
-`--control` also fine-tunes the unpruned baseline with the same recipe (epochs, rate, teacher): when the
-baseline is not converged, the extra epochs alone raise accuracy, and the change against this equal-budget
-control is what pruning itself costs.
+`--control` also fine-tunes the unpruned baseline as the (first) pruned model was (its epochs in all, rate,
+teacher): when the baseline is not converged, the extra epochs alone raise accuracy, and the change against
+this equal-budget control is what pruning itself costs.
 
     PYTHONPATH=src python benchmarks/bench_prune.py --train-per-class 200 --epochs 10
 """
@@ -144,8 +144,8 @@ def main() -> int:
             checkpoint=pruned_pt.with_name("ckpt.pt"),
         )
         pruned[name] = {"order": order, "regularize": reg_epochs, "pt": pruned_pt, "metrics": pm}
-    control = _control(work / args.model, next(iter(pruned.values()))["metrics"]["recipe"], base_pt, data,
-                       train_cfg, base) if args.control else None
+    control = _control(work / args.model, next(iter(pruned.values()))["metrics"], base_pt, data, train_cfg,
+                       base) if args.control else None
     t_prune = time.perf_counter()
     onnx = {}
     for name, pt in [("baseline", base_pt)] + [(n, v["pt"]) for n, v in pruned.items()]:
@@ -200,12 +200,10 @@ def main() -> int:
     return 0
 
 
-def _control(
-    out: Path, recipe_path: str, base_pt: Path, data: Path, train_cfg: dict, base: dict
-) -> dict:
-    """The unpruned baseline fine-tuned exactly as `recipe_path` fine-tunes its pruned model (no ratios)."""
+def _control(out: Path, pruned: dict, base_pt: Path, data: Path, train_cfg: dict, base: dict) -> dict:
+    """The unpruned baseline fine-tuned as the `pruned` model was (its recipe's fine-tuning, its epochs in all)."""
     path = out / "control.yaml"
-    save_recipe(path, control_recipe(load_recipe(recipe_path)))
+    save_recipe(path, control_recipe(load_recipe(pruned["recipe"]), pruned["finetune_epochs"]))
     model_pt = out / "control" / "model.pt"
     return prune_model(path, base_pt, data, model_pt, model_pt.with_name("metrics.json"), train_cfg, base,
                        checkpoint=model_pt.with_name("ckpt.pt"))

@@ -623,6 +623,8 @@ def test_control_recipe_finetunes_the_unpruned_model_alike(tiny_model: Path, tin
     for recipe in (structured, sparse):
         assert control_recipe(recipe) == {"version": 1, "model": "resnet20", "finetune": finetune,
                                           "variant": "control", "pruner": "structured", "ratios": {}}
+    # an iterative schedule trains the pruned model longer in all: the control gets those epochs
+    assert control_recipe(structured, epochs=3)["finetune"] == {**finetune, "epochs": 3}
     path = tmp_path / "control.yaml"
     save_recipe(path, control_recipe(structured))
     out = tmp_path / "control"

@@ -55,10 +55,13 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     return recipe
 
 
-def control_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+def control_recipe(recipe: dict[str, Any], epochs: int | None = None) -> dict[str, Any]:
     """The same fine-tuning with nothing pruned: the equal-budget control for `recipe`.
 
     A baseline that is not converged gains accuracy from the fine-tuning's extra epochs alone, so a pruned
-    model is fairly judged against the unpruned one fine-tuned exactly alike (epochs, rate, teacher)."""
+    model is fairly judged against the unpruned one fine-tuned exactly alike (epochs, rate, teacher).
+    `epochs`: the pruned model's epochs in all, when an iterative schedule or regularization added some."""
     keep = {k: recipe[k] for k in ("version", "model", "source", "finetune") if k in recipe}
+    if epochs is not None:
+        keep["finetune"] = {**keep.get("finetune", {}), "epochs": epochs}
     return {**keep, "variant": "control", "pruner": "structured", "ratios": {}}
