@@ -22,22 +22,26 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from edgeopt.models import create_model  # noqa: E402
-from edgeopt.train.loop import autocast_dtype, resolve_device  # noqa: E402
+from edgeopt.train.loop import autocast_dtype, resolve_device, sync_device  # noqa: E402
 
 
 def step_seconds(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                  amp: torch.dtype | None, steps: int) -> float:
     """Mean seconds of `steps` SGD steps after one untimed warm-up step."""
-    for i in range(steps + 1):
-        if i == 1:
-            t0 = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast(x.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
+
+    step()
+    sync_device(x.device)  # the warm-up's queued kernels must not run on the timed clock
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync_device(x.device)
     return (time.perf_counter() - t0) / steps
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from edgeopt.data import Split, load_meta, load_split
 from edgeopt.models import create_model
 from edgeopt.train.device_data import DeviceData
-from edgeopt.train.loop import PRECISIONS, TrainSettings, autocast_dtype, fit, resolve_device
+from edgeopt.train.loop import PRECISIONS, TrainSettings, autocast_dtype, fit, resolve_device, sync_device
 
 
 def synthetic_split(n: int, size: int = 32, channels: int = 3, classes: int = 10, seed: int = 0) -> Split:
@@ -50,7 +50,7 @@ def plain_loop(
     n = (len(y) // batch_size) * batch_size
     seen, elapsed = 0, 0.0
     for _ in range(epochs):
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         perm = torch.randperm(len(y), device=device)
         for i in range(0, n, batch_size):
@@ -67,14 +67,9 @@ def plain_loop(
             loss.backward()
             opt.step()
             seen += len(idx)
-        _sync(device)
+        sync_device(device)
         elapsed += time.perf_counter() - t0
     return seen / elapsed
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_benchmark(

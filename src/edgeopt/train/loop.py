@@ -92,6 +92,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def sync_device(device: torch.device) -> None:
+    """Wait for queued CUDA kernels, so a timer read after this sees the work done (no-op elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for a precision setting (None means plain fp32)."""
     if precision == "auto":
@@ -228,8 +234,7 @@ def fit(
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, settings.epochs):
         model.train()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync_device(device)
         t0 = time.perf_counter()
         batches = train.batches(
             settings.batch_size,
@@ -269,8 +274,7 @@ def fit(
             loss_acc += loss.detach()
             n_batches += 1
             seen += int(y.numel())
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync_device(device)
         elapsed += time.perf_counter() - t0
         record = {
             "epoch": epoch + 1,
