@@ -629,13 +629,12 @@ def test_control_recipe_finetunes_the_unpruned_model_alike(tiny_model: Path, tin
     save_recipe(path, control_recipe(structured))
     out = tmp_path / "control"
     assert load_recipe(path)["ratios"] == {}
-    m = prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json",
-                    tiny_train_cfg, json.loads(tiny_model.with_name("metrics.json").read_text()))
+    base_metrics = json.loads(tiny_model.with_name("metrics.json").read_text())
+    m = prune_model(path, tiny_model, tiny_data, out / "model.pt", out / "metrics.json", tiny_train_cfg, base_metrics)
     base, _ = load_model(tiny_model)
     control, meta = load_model(out / "model.pt")
     assert meta["variant"] == "control" and conv_widths(control) == conv_widths(base)
     assert m["macs_reduction"] == 1.0 and m["params_reduction"] == 1.0 and m["weight_sparsity"] < 0.01
     assert m["finetune_epochs"] == 1 and m["finetune_distill"] == {"alpha": 0.5, "temperature": 2.0}
-    assert m["val_accuracy_before_finetune"] == pytest.approx(
-        json.loads(tiny_model.with_name("metrics.json").read_text())["val_accuracy"], abs=1e-6)
+    assert m["val_accuracy_before_finetune"] == pytest.approx(base_metrics["val_accuracy"], abs=1e-6)
     assert not torch.equal(control.conv1.weight, base.conv1.weight)  # it did fine-tune
