@@ -20,6 +20,7 @@ from edgeopt.errors import EdgeoptError
 from edgeopt.harness.runtimes import load_runner
 from edgeopt.models import create_model, load_model, model_stats
 from edgeopt.prune.groups import kept_channels, list_groups, prune_structured
+from edgeopt.prune.latency_probe import SpeedupProbe
 from edgeopt.prune.sparse import AGPMasker, agp_sparsity, magnitude_masks, weight_sparsity
 from edgeopt.prune.zeropad import ZeroPadScatter, prune_zeropad, residual_blocks
 
@@ -249,13 +250,24 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
     lat = plan_pruning("pruned", tiny_model, tmp_path / "lat.yaml", lat_cfg, csv_path, bench_json=bench)
     assert lat["planned"]["required_reduction"] == pytest.approx(1.6)  # 2.0 ms / 1.25 ms, assumed to follow MACs
     assert lat["planned"]["reached_reduction"] >= 1.6 and lat["planned"]["latency_model"] == "proportional to MACs"
-    # measured (the default): candidates are timed in ONNX Runtime until the measured speed-up meets the budget
-    lat_cfg["target"] = {"kind": "latency", "value": 1.5, "probe_runs": 20}
+    # measured (the default): candidates are timed in ONNX Runtime (really, here) until the measured speed-up meets
+    # the budget. How fast a pruned tiny model runs depends on this machine's load (a 1.33x budget failed CI once:
+    # every group pruned measured 1.23x), so this real run gets a budget any timing meets; the search against
+    # speed-ups that must be beaten is checked below with fixed ones.
+    lat_cfg["target"] = {"kind": "latency", "value": 20.0, "probe_runs": 20}
     measured = plan_pruning("pruned", tiny_model, tmp_path / "lat.yaml", lat_cfg, csv_path, bench_json=bench)["planned"]
-    assert measured["measured_speedup"] >= 2.0 / 1.5 and measured["predicted_latency_ms"] <= 1.5
+    assert measured["latency_budget_ms"] == 20.0 and measured["predicted_latency_ms"] <= 20.0
     assert measured["predicted_latency_ms"] == pytest.approx(2.0 / measured["measured_speedup"], rel=1e-3)
-    assert measured["reached_reduction"] >= 2.0 / 1.5  # never less than the MACs guess
-    assert measured["candidates_timed"] >= 1 and measured["latency_model"].startswith("baseline latency /")
+    assert measured["candidates_timed"] == 1 and measured["latency_model"].startswith("baseline latency /")
+    model, meta = load_model(tiny_model)
+    probe = SpeedupProbe(model, meta, runs=5)
+    try:  # the real probe times a real pruned candidate beside the baseline
+        prune_structured(model, {g: 0.5 for g in r["ratios"]}, meta["image_size"], meta["in_channels"],
+                         meta.get("num_classes"), 8, "l2", [])
+        assert model_stats(model, meta["image_size"])["macs"] < base_macs
+        assert 0 < probe.speedup(model) < 100 and set(probe.measured[-1]) == {"baseline", "candidate"}
+    finally:
+        probe.close()
     # The search itself, against speed-ups that do not depend on this machine's load (a timed budget that "cannot"
     # be met once failed CI: a noisy baseline made every-group-pruned measure faster than 0.9x its MACs reduction).
     model, meta = load_model(tiny_model)
