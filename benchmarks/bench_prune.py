@@ -69,7 +69,7 @@ def main() -> int:
     ap.add_argument("--target", type=float, default=2.5, help="MACs reduction the planner must reach")
     ap.add_argument(
         "--orders", default="loss",
-        help="planner move orders (prune.order) to compare side by side, comma-separated: loss,loss_per_saving",
+        help="planner move orders (prune.order) to compare side by side, comma-separated: loss,loss_per_saving,global",
     )
     ap.add_argument("--ratios", default="0.25,0.5,0.75", help="sensitivity sweep")
     ap.add_argument(

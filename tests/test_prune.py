@@ -461,11 +461,43 @@ def test_planner_orders_moves_by_loss_or_by_loss_per_saving() -> None:
     # steep's 0.5 costs 0.021 / 0.4 alone, but a level never costs less than the group's lower levels (0.02 / 0.1):
     # at equal cost the larger saving goes first, so the plan jumps to 0.5 (its 0.25 move then changes nothing)
     assert per_saving == [("big", 0.5), ("steep", 0.5), ("steep", 0.25), ("cheap", 0.5)]
-    with pytest.raises(EdgeoptError, match=r"prune.order: must be one of \('loss', 'loss_per_saving'\)"):
+    with pytest.raises(EdgeoptError, match=r"prune.order: must be one of \('loss', 'loss_per_saving', 'global'\)"):
         _moves(table, 0.9, "macs", "fastest")
     with pytest.raises(EdgeoptError, match="prune.order") as bad:
         check_config({"prune": {"order": "fastest"}})
     assert "\n" not in str(bad.value)
+
+
+def test_global_order_ranks_channel_blocks_across_groups() -> None:
+    from edgeopt.prune.planner import _global_moves, plan_structured
+
+    scores = {"a": torch.tensor([0.2, 4.0, 0.1, 3.0]), "b": torch.tensor([0.5, 2.0, 0.05, 2.0, 0.6, 2.0, 0.07, 2.0])}
+    # blocks of 2 (the rounding multiple), weakest first, ranked by their mean across groups; b's 0.75 is past max_ratio
+    assert _global_moves(scores, 0.6, 2) == [("b", 0.25), ("a", 0.5), ("b", 0.5)]
+    assert _global_moves(scores, 0.9, 2)[-1] == ("b", 0.75)
+
+    # real torch-pruning importance on a real ResNet-20: half of layer1.0.conv1's channels made worthless go first,
+    # whatever the other groups' raw magnitudes (each group's scores are divided by its mean)
+    torch.manual_seed(0)
+    model = create_model("resnet20", num_classes=10)
+    block = model.layer1[0]
+    with torch.no_grad():
+        block.conv1.weight[:8] = 0
+        block.bn1.weight[:8] = 0
+        block.bn1.bias[:8] = 0
+        block.conv2.weight[:, :8] = 0
+    meta = {"arch": "resnet20", "image_size": 32, "in_channels": 3, "num_classes": 10}
+    groups = list_groups(model, 32, 3, 10)
+    rows = [{"layer": g.name, "ratio": r, "accuracy": 0.9, "macs": 1, "params": 1} for g in groups for r in (0.0, 0.5)]
+    ratios, summary = plan_structured(model, meta, rows, {"target": {"kind": "macs", "value": 1.05}, "round_to": 8,
+                                                          "order": "global", "max_ratio": 0.8})
+    assert ratios == {"layer1.0.conv1": 0.5}
+    assert summary["order"] == "global" and summary["reached_reduction"] >= 1.05
+    ratios, summary = plan_structured(model, meta, rows, {"target": {"kind": "macs", "value": 2.5}, "round_to": 8,
+                                                          "order": "global", "max_ratio": 0.8})
+    assert 2.5 <= summary["reached_reduction"] < 2.8
+    widths = {g.name: g.channels for g in groups}
+    assert all(round(r * widths[g]) % 8 == 0 and r <= 0.8 for g, r in ratios.items())
 
 
 def test_zeropad_plan_honours_prune_ignore() -> None:

@@ -87,6 +87,24 @@ def list_groups(
     return out
 
 
+def channel_importance(
+    model: nn.Module, image_size: int, in_channels: int, num_classes: int | None = None, criterion: str = "l2",
+    ignore: list[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Each group's per-channel importance, divided by the group's mean (torch-pruning's `normalizer`), so channels
+    of different groups compare on one scale: DepGraph's global ranking."""
+    imp = importance(criterion)
+    ignored = classifier_layers(model, num_classes) + _modules_named(model, ignore or [])
+    dg = build_graph(model, image_size, in_channels)
+    out: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, root, _, _ in _iter_groups(model, dg, ignored):
+            pruner = dg.get_pruner_of_module(root)
+            channels = int(pruner.get_out_channels(root))
+            out[name] = imp(dg.get_pruning_group(root, pruner.prune_out_channels, list(range(channels)))).float().cpu()
+    return out
+
+
 def _modules_named(model: nn.Module, names: list[str]) -> list[nn.Module]:
     mods = dict(model.named_modules())
     unknown = [n for n in names if n not in mods]

@@ -6,8 +6,10 @@ saved; or (`order: loss_per_saving`) by that cost per unit of the target metric 
 prefers the groups that buy most of the target for their accuracy (NetAdapt/AMC-style resource
 normalisation) over cheap groups that save little. The shortest prefix of moves whose *combined*
 pruning reaches the target is found by bisection, counting MACs/params on the really pruned model
-each time (coupled groups make the sum of single-group savings wrong). The plan is written as a
-recipe the user can edit and replay.
+each time (coupled groups make the sum of single-group savings wrong). With `order: global` the
+moves are single channels ranked by their group-normalised magnitude across every group (DepGraph's
+global pruning), so the table only names the groups and its accuracies do not steer the plan. The plan
+is written as a recipe the user can edit and replay.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.prune.common import count, load_for_pruning
-from edgeopt.prune.groups import list_groups, prune_structured
+from edgeopt.prune.groups import channel_importance, list_groups, prune_structured
 from edgeopt.prune.latency_probe import SpeedupProbe
 from edgeopt.prune.pruners import check_cut_plan
 from edgeopt.prune.recipe import RECIPE_VERSION, save_recipe
@@ -33,7 +35,8 @@ from edgeopt.prune.sensitivity import read_csv
 from edgeopt.prune.zeropad import residual_blocks
 
 TARGET_KINDS = ("macs", "params", "latency")
-MOVE_ORDERS = ("loss", "loss_per_saving")
+MOVE_ORDERS = ("loss", "loss_per_saving", "global")
+TABLE_ORDERS = ("loss", "loss_per_saving")
 PLANNED_VARIANTS = ("pruned", "zeropad", "sparse")
 
 
@@ -93,7 +96,7 @@ def _moves(
     rows: list[dict[str, Any]], max_ratio: float, metric: str, order: str = "loss"
 ) -> list[tuple[str, float]]:
     """Ordered (group, ratio) moves: cheapest accuracy loss (or loss per `metric` saved) first, then most saved."""
-    if order not in MOVE_ORDERS:
+    if order not in TABLE_ORDERS:
         raise EdgeoptError(f"prune.order: must be one of {MOVE_ORDERS}, got {order!r}")
     by_layer: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -117,6 +120,22 @@ def _moves(
             cost = worst if order == "loss" else max(cost, worst / (saved / base[metric]))
             keyed.append(((cost, -saved), layer, r["ratio"]))
     keyed.sort(key=lambda k: k[0])
+    return [(layer, ratio) for _, layer, ratio in keyed]
+
+
+def _global_moves(scores: dict[str, torch.Tensor], max_ratio: float, step: int = 1) -> list[tuple[str, float]]:
+    """Each group's channels, weakest first, in blocks of `step` (the rounding multiple, so every move is a width the
+    pruner keeps exactly), as moves ranked across all groups by the block's mean importance; a group never goes past
+    `max_ratio`."""
+    keyed = []
+    step = max(1, int(step or 1))
+    for layer, s in scores.items():
+        c, ranked = len(s), sorted(s.tolist())
+        for k in range(step, c, step):
+            if k / c > max_ratio + 1e-9:
+                break
+            keyed.append((sum(ranked[k - step : k]) / step, layer, k / c))
+    keyed.sort()
     return [(layer, ratio) for _, layer, ratio in keyed]
 
 
@@ -156,8 +175,14 @@ def plan_structured(
         raise EdgeoptError("sensitivity table: none of its layers is a prunable group of this model")
     base_macs, base_params = count(model, meta)
     base = {"macs": base_macs, "params": base_params}
-    order = cfg.get("order", "loss")
-    moves = _moves(rows, float(cfg.get("max_ratio", 0.9)), metric, order)
+    order, max_ratio = cfg.get("order", "loss"), float(cfg.get("max_ratio", 0.9))
+    if order == "global":
+        scores = channel_importance(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), crit,
+                                    ignore)
+        moves = _global_moves({g: s for g, s in scores.items() if g in {r["layer"] for r in rows}}, max_ratio,
+                               round_to)
+    else:
+        moves = _moves(rows, max_ratio, metric, order)
 
     def build(n: int) -> torch.nn.Module:
         m = copy.deepcopy(model)
