@@ -7,8 +7,8 @@ prefers the groups that buy most of the target for their accuracy (NetAdapt/AMC-
 normalisation) over cheap groups that save little. The shortest prefix of moves whose *combined*
 pruning reaches the target is found by bisection, counting MACs/params on the really pruned model
 each time (coupled groups make the sum of single-group savings wrong). With `order: global` the
-moves are single channels ranked by their group-normalised magnitude across every group (DepGraph's
-global pruning), so the table only names the groups and its accuracies do not steer the plan. The plan
+moves are channels (in blocks of `round_to`) ranked by their group-normalised magnitude across every
+group (DepGraph's global pruning), so the table only names the groups and its accuracies do not steer the plan. The plan
 is written as a recipe the user can edit and replay.
 """
 
@@ -179,8 +179,8 @@ def plan_structured(
     if order == "global":
         scores = channel_importance(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), crit,
                                     ignore)
-        moves = _global_moves({g: s for g, s in scores.items() if g in {r["layer"] for r in rows}}, max_ratio,
-                               round_to)
+        in_table = {r["layer"] for r in rows}
+        moves = _global_moves({g: s for g, s in scores.items() if g in in_table}, max_ratio, round_to)
     else:
         moves = _moves(rows, max_ratio, metric, order)
 
