@@ -320,6 +320,19 @@ def test_recipe_replay_errors_are_one_line(tiny_model: Path, tiny_data: Path, tm
     assert len(err) == 1 and "finetune: distill.alpha: must be a number in [0, 1], got 3" in err[0]
 
 
+def test_global_plan_needs_no_sensitivity_table(tiny_model: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "pruned.yaml"
+    args = ["prune-plan", "--variant", "pruned", "--model", str(tiny_model), "--out", str(out), "--params"]
+    cfg = {"target": {"kind": "macs", "value": 1.5}, "round_to": 8, "order": "global", "max_ratio": 0.8}
+    assert cli_main(args + [json.dumps(cfg)]) == 0
+    recipe = yaml.safe_load(out.read_text())
+    assert recipe["planned"]["sensitivity"] is None and recipe["planned"]["order"] == "global"
+    assert recipe["planned"]["reached_reduction"] >= 1.5 and recipe["ratios"]
+    assert cli_main(args + [json.dumps({**cfg, "order": "loss"})]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "variant pruned needs --sensitivity" in err[0]
+
+
 @pytest.mark.parametrize("arch", ["resnet20", "vgg16"])
 def test_width_multiplier_matches_target_macs(arch: str) -> None:
     from edgeopt.prune.width import _cost, match_width
@@ -349,6 +362,13 @@ def test_plan_lists_variants_and_targets(tmp_path: Path, monkeypatch: pytest.Mon
     cfg2 = check_config({"prune": {"variants": ["sparse"]}, "sensitivity": {"enabled": False}})
     assert plan.model_variants(cfg2, "resnet20") == ["baseline", "sparse"]
     assert not any(x.startswith("results/sensitivity/") for x in plan.all_targets(cfg2))
+    # the global order plans from channel magnitudes alone: no table unless sensitivity.enabled asks for one
+    cfg4 = check_config({"prune": {"variants": ["pruned"], "order": "global"}, "sensitivity": {"enabled": False}})
+    assert "sensitivity" not in plan.plan_pruning_inputs(cfg4, "resnet20", "pruned")
+    assert not any(x.startswith("results/sensitivity/") for x in plan.all_targets(cfg4))
+    cfg4["prune"]["order"] = "loss"
+    assert "sensitivity" in plan.plan_pruning_inputs(cfg4, "resnet20", "pruned")
+    assert "results/sensitivity/resnet20/sensitivity.csv" in plan.all_targets(cfg4)
     assert (tmp_path / "results/.cache/width_mult.json").exists()
     with pytest.raises(EdgeoptError, match="prune.target"):
         check_config({"prune": {"target": {"kind": "speed"}}})
@@ -424,6 +444,14 @@ def test_dag_wires_every_pruning_variant(tmp_path: Path, cifar_tar: Path) -> Non
     out = proc.stdout + proc.stderr
     for rule, n in (("analyze_sensitivity", 1), ("plan_pruning", 3), ("prune_model", 3), ("train_width", 1)):
         assert re.search(rf"{rule}\s+{n}\b", out), (rule, out[-2000:])
+    # DepGraph's global order needs no table: with sensitivity off, nothing waits for one
+    cfg.write_text(yaml.safe_dump({"dataset": {"path": str(cifar_tar)}, "models": ["resnet20"],
+                                   "prune": {"variants": ["pruned"], "order": "global"},
+                                   "sensitivity": {"enabled": False}}))
+    proc = subprocess.run(proc.args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert re.search(r"plan_pruning\s+1\b", out) and "analyze_sensitivity" not in out, out[-2000:]
 
 
 def test_bench_latency_parsing(tmp_path: Path) -> None:
@@ -498,6 +526,14 @@ def test_global_order_ranks_channel_blocks_across_groups() -> None:
     assert 2.5 <= summary["reached_reduction"] < 2.8
     widths = {g.name: g.channels for g in groups}
     assert all(round(r * widths[g]) % 8 == 0 and r <= 0.8 for g, r in ratios.items())
+    # no table: the same plan (this one names every group); a table only limits the groups
+    cfg = {"target": {"kind": "macs", "value": 2.5}, "round_to": 8, "order": "global", "max_ratio": 0.8}
+    assert plan_structured(model, meta, None, cfg)[0] == ratios
+    some = [r for r in rows if r["layer"].startswith("layer3")]
+    assert set(plan_structured(model, meta, some, {**cfg, "target": {"kind": "macs", "value": 1.3}})[0]) <= {
+        r["layer"] for r in some}
+    with pytest.raises(EdgeoptError, match="prune.order: loss plans from a sensitivity table"):
+        plan_structured(model, meta, None, {**cfg, "order": "loss"})
 
 
 def test_zeropad_plan_honours_prune_ignore() -> None:

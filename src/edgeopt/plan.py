@@ -192,11 +192,18 @@ def plan_times_latency(config: dict[str, Any], variant: str) -> bool:
     return variant == "pruned" and t.get("kind") == "latency" and t.get("latency_model", "measured") == "measured"
 
 
+def plans_from_table(config: dict[str, Any]) -> bool:
+    """Whether the `pruned` plan reads the sensitivity table: every order but `global` (DepGraph's ranking of
+    channel magnitudes) does, so with `global` the table is made only when `sensitivity.enabled` asks for it."""
+    return prune_section(config).get("order", "loss") != "global"
+
+
 def plan_pruning_inputs(config: dict[str, Any], model: str, variant: str) -> dict[str, str]:
     """Inputs of plan_pruning: the baseline, plus the sensitivity table (and benchmark) for `pruned`."""
     inputs = {"model": f"{RESULTS}/models/{model}/baseline/model.pt"}
     if variant == "pruned":
-        inputs["sensitivity"] = f"{RESULTS}/sensitivity/{model}/sensitivity.csv"
+        if plans_from_table(config):
+            inputs["sensitivity"] = f"{RESULTS}/sensitivity/{model}/sensitivity.csv"
         bench = bench_baseline_path(config, model)
         if bench:
             inputs["bench"] = bench
@@ -217,7 +224,7 @@ def prune_targets(config: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for m in model_names(config):
         variants = pruning_variants(config, m)
-        if "pruned" in variants or (config.get("sensitivity") or {}).get("enabled", True):
+        if ("pruned" in variants and plans_from_table(config)) or (config.get("sensitivity") or {}).get("enabled", True):
             out += sensitivity_paths(m)
         for v in variants:
             if v in RECIPE_VARIANTS:

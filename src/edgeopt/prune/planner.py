@@ -158,7 +158,7 @@ def _first_ok(ok: Callable[[int], bool], lo: int, hi: int) -> int:
 
 
 def plan_structured(
-    model: torch.nn.Module, meta: dict[str, Any], rows: list[dict[str, Any]], cfg: dict[str, Any],
+    model: torch.nn.Module, meta: dict[str, Any], rows: list[dict[str, Any]] | None, cfg: dict[str, Any],
     base_latency_ms: float | None = None, probe: SpeedupProbe | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Per-group ratios reaching the target with the least sensitivity cost, and what they reach.
@@ -169,18 +169,22 @@ def plan_structured(
     target = cfg.get("target", {})
     metric, factor = required_reduction(target, base_latency_ms)
     round_to, crit, ignore = cfg.get("round_to", 8), cfg.get("importance", "l2"), cfg.get("ignore") or []
+    order, max_ratio = cfg.get("order", "loss"), float(cfg.get("max_ratio", 0.9))
+    if rows is None and order != "global":
+        raise EdgeoptError(f"prune.order: {order} plans from a sensitivity table; none was given")
     known = {g.name for g in list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), ignore)}
-    rows = [r for r in rows if r["layer"] in known]
-    if not rows:
-        raise EdgeoptError("sensitivity table: none of its layers is a prunable group of this model")
+    if rows is not None:
+        rows = [r for r in rows if r["layer"] in known]
+        if not rows:
+            raise EdgeoptError("sensitivity table: none of its layers is a prunable group of this model")
     base_macs, base_params = count(model, meta)
     base = {"macs": base_macs, "params": base_params}
-    order, max_ratio = cfg.get("order", "loss"), float(cfg.get("max_ratio", 0.9))
     if order == "global":
         scores = channel_importance(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), crit,
                                     ignore)
-        in_table = {r["layer"] for r in rows}
-        moves = _global_moves({g: s for g, s in scores.items() if g in in_table}, max_ratio, round_to)
+        # a table, when given, limits the plan to the groups it names (e.g. one made with a narrower `ignore`)
+        named = known if rows is None else {r["layer"] for r in rows}
+        moves = _global_moves({g: s for g, s in scores.items() if g in named}, max_ratio, round_to)
     else:
         moves = _moves(rows, max_ratio, metric, order)
 
@@ -215,7 +219,7 @@ def plan_structured(
         n, latency = _meet_latency(n, len(moves), build, probe, base_latency_ms, float(target["value"]), factor)
     best = measure(n)
     ratios = _ratios_after(moves, n)
-    single = {(r["layer"], r["ratio"]): r["accuracy"] for r in rows}
+    single = {(r["layer"], r["ratio"]): r["accuracy"] for r in rows or []}
     worst = max([0.0] + [single[(g, 0.0)] - single[(g, r)] for g, r in ratios.items() if (g, r) in single])
     summary = {
         "metric": metric,
@@ -302,8 +306,8 @@ def plan_pruning(
     finetune = dict(cfg.get("finetune") or {})
     round_to = cfg.get("round_to", 8)
     if variant == "pruned":
-        if sensitivity_csv is None:
-            raise EdgeoptError("prune-plan: variant pruned needs --sensitivity")
+        if sensitivity_csv is None and cfg.get("order", "loss") != "global":
+            raise EdgeoptError("prune-plan: variant pruned needs --sensitivity (all orders but global plan from it)")
         latency, probe = None, None
         target = cfg.get("target") or {}
         if target.get("kind") == "latency":
@@ -313,7 +317,8 @@ def plan_pruning(
             if target.get("latency_model", "measured") == "measured":
                 probe = SpeedupProbe(model, meta, int(target.get("probe_runs", 50)), int(target.get("probe_threads", 0)))
         try:
-            ratios, summary = plan_structured(model, meta, read_csv(sensitivity_csv), cfg, latency, probe)
+            rows = read_csv(sensitivity_csv) if sensitivity_csv is not None else None
+            ratios, summary = plan_structured(model, meta, rows, cfg, latency, probe)
         finally:
             if probe is not None:
                 probe.close()
@@ -326,7 +331,7 @@ def plan_pruning(
             "round_to": round_to,
             "ignore": list(cfg.get("ignore") or []),
             "target": dict(cfg.get("target") or {}),
-            "planned": {"sensitivity": str(sensitivity_csv), **summary},
+            "planned": {"sensitivity": str(sensitivity_csv) if sensitivity_csv is not None else None, **summary},
             "ratios": dict(sorted(ratios.items())),
             "schedule": {"steps": steps, "epochs_per_step": epochs_per_step},
             "regularize": {"epochs": reg_epochs, "shrink": shrink, "ramp": ramp},
@@ -358,7 +363,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", required=True, choices=PLANNED_VARIANTS)
     p.add_argument("--model", required=True, help="baseline model.pt")
     p.add_argument("--model-name", help="registry name recorded in the recipe")
-    p.add_argument("--sensitivity", help="sensitivity.csv (variant pruned)")
+    p.add_argument("--sensitivity", help="sensitivity.csv (variant pruned; optional with order global)")
     p.add_argument("--bench", help="baseline benchmark JSON (target kind latency)")
     p.add_argument("--params", type=json_arg, required=True, help="the `prune` config section as JSON")
     p.add_argument("--out", required=True, help="recipe YAML to write")
