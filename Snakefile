@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from snakemake.utils import min_version, validate
 
-from edgeopt.config import check_config
+from edgeopt.config import SCHEMA_PATH, check_config
 from edgeopt.errors import EdgeoptError
 
 min_version("9.0")
@@ -20,7 +20,7 @@ try:
     check_config(config)
 except EdgeoptError as exc:
     raise SystemExit(f"edgeopt: {exc}")
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, str(SCHEMA_PATH))
 
 
 include: "workflow/rules/common.smk"

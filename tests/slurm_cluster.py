@@ -158,7 +158,9 @@ def _wait(cond, timeout: float, what: str, root: Path) -> None:  # type: ignore[
     raise RuntimeError(f"timed out waiting for {what}\n{logs}")
 
 
-def run_in_cluster(root: Path, command: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
+def run_in_cluster(
+    root: Path, command: list[str], timeout: float = 900, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run `command` against a fresh cluster under `root`, inside a private mount namespace where
     `root/etc` is bind-mounted on /etc/slurm (jobs' own srun calls find the config there; SLURM
     strips SLURM_CONF from job environments). `scontrol show job` of every job lands in root/jobs.txt."""
@@ -167,6 +169,7 @@ def run_in_cluster(root: Path, command: list[str], timeout: float = 900) -> subp
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgeopt.config import check_config, deep_merge, load_config
+from edgeopt.config import SCHEMA_PATH, check_config, deep_merge, load_config
 from edgeopt.errors import EdgeoptError
 from edgeopt.models import list_models
 
@@ -59,7 +59,7 @@ def test_bad_values_name_the_key(bad: dict, expected: str) -> None:
 
 
 def test_schema_model_names_match_registry() -> None:
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
     assert sorted(schema["properties"]["models"]["items"]["enum"]) == list_models()
 
 

@@ -1,4 +1,4 @@
-"""On-device retraining (issue 7): settings, freezing, and real fine-tuning runs with PyTorch and ORT."""
+"""On-device retraining: settings, freezing, and real fine-tuning runs with PyTorch and ORT."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ reruns are tested (no job is executed, the finished run stays intact for the nex
 from __future__ import annotations
 
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +23,41 @@ from edgeopt.config import check_config, deep_merge
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TINY = ROOT / "config" / "tiny.yaml"
+README = ROOT / "README.md"
+
+
+def readme_command(start: str) -> list[str]:
+    """The command line README.md prints that begins with `start`, as argv (its `# comment` dropped),
+    with `snakemake` run by this interpreter: tests run the commands users are told to type."""
+    for line in README.read_text().splitlines():
+        if line.startswith(start):
+            argv = shlex.split(line, comments=True)
+            return [sys.executable, "-m", "snakemake", *argv[1:]] if argv[0] == "snakemake" else argv
+    raise AssertionError(f"README.md prints no command line starting with {start!r}")
+
+
+def checkout_copy(parent: Path) -> Path:
+    """`parent/edgeopt`: this checkout's files as a clone has them (tracked and untracked, not ignored),
+    with the data folder beside it as on dev and CI machines (`parent/shared`, which the default
+    `dataset.path` ../shared/datasets/... names). README commands run there exactly as printed."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    dest = parent / "edgeopt"
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    shared = ROOT.parent / "shared"
+    if shared.exists() and not (parent / "shared").exists():
+        (parent / "shared").symlink_to(shared.resolve())
+    return dest
+
+
+def run_in(cwd: Path, argv: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 @dataclass
@@ -109,8 +146,8 @@ def stage_rules() -> dict[str, set[str]]:
 
 @pytest.fixture(scope="session")
 def tiny_workflow(tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path) -> TinyWorkflow:
-    """The whole tiny DAG, run once per session (every stage merged so far, the report included)."""
-    workdir = tmp_path_factory.mktemp("tinywf")
+    """The whole tiny DAG, run once per session in a copy of the checkout (README commands run there)."""
+    workdir = checkout_copy(tmp_path_factory.mktemp("tinywf"))
     local = workdir / "tiny-local.yaml"
     local.write_text(yaml.safe_dump({"dataset": {"path": str(cifar_tar)}}))
     proc = run_snakemake(workdir, "--configfile", str(TINY), str(local))

@@ -1,4 +1,4 @@
-"""Config loading and validation against `workflow/schemas/config.schema.yaml`.
+"""Config loading and validation against the package's `config.schema.yaml`.
 
 The Snakefile calls `check_config` before Snakemake's own `validate()` so a bad key or
 value stops the run with one line naming the key, instead of a schema dump.
@@ -16,7 +16,7 @@ import yaml
 
 from edgeopt.errors import EdgeoptError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"  # package data: works installed
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:

@@ -1,15 +1,19 @@
-# Shared by the rule files: jobs run `python -m edgeopt ...` with this interpreter and this checkout's
-# src/ first on the path (so the workflow runs the code next to it, installed or not).
-import shlex
+# Shared by the rule files: jobs run `python -m edgeopt ...` with this checkout's src/ first on the
+# path, and with the interpreter running Snakemake unless `--sdm conda` puts the rule's env first
+# (edgeopt.jobshell says why).
 import sys
 from pathlib import Path
 
-from edgeopt import plan
+from snakemake.settings.types import DeploymentMethod
 
-shell.prefix(
-    "set -euo pipefail; "
-    f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; '
-    f"export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+from edgeopt import plan
+from edgeopt.jobshell import shell_prefix
+
+_in_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+_prefix = shell_prefix(
+    sys.executable, Path(workflow.basedir) / "src", in_conda_env=_in_conda
 )
+# Snakemake formats the prefix like a shell command: braces are doubled to stay literal.
+shell.prefix(_prefix.replace("{", "{{").replace("}", "}}"))
 
 DATA = plan.data_dir(config)

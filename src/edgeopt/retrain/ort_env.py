@@ -2,7 +2,7 @@
 
 onnxruntime-training stopped at 1.19.2 and cannot share a venv with onnxruntime 1.32, so it
 lives in its own venv (default ~/.cache/edgeopt-ort-training-venv, or $EDGEOPT_ORT_TRAINING_VENV),
-created from `envs/ort-training.txt`. A stamp with the requirements' hash makes setup idempotent.
+created from `ort-training.txt` beside this module (package data). A stamp with the requirements' hash makes setup idempotent.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgeopt.errors import EdgeoptError
 
-REQUIREMENTS = Path(__file__).resolve().parents[3] / "envs" / "ort-training.txt"
+REQUIREMENTS = Path(__file__).resolve().parent / "ort-training.txt"
 STAMP = ".edgeopt-requirements.sha256"
 
 
