@@ -1,6 +1,7 @@
 # Shared by the rule files: jobs run `python -m edgeopt ...` with this checkout's src/ first on the
 # path, and with the interpreter running Snakemake unless `--sdm conda` puts the rule's env first
 # (edgeopt.jobshell says why).
+import shlex  # used by the rule files
 import sys
 from pathlib import Path
 

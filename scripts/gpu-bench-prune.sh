@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Issue 3's full run on a lent GPU machine (the `device` tool) in one call: ResNet-56 trained on the whole JPEG
-# CIFAR-10 set, its sensitivity analysed, pruned to 2.5x fewer MACs and fine-tuned (distilled) on the GPU, then
-# baseline and pruned models timed side by side in ONNX Runtime on that machine's CPU (benchmarks/bench_prune.py).
+# The ResNet-56 pruning benchmark on a GPU machine in one command: ResNet-56 trained on the whole JPEG CIFAR-10
+# set, its sensitivity analysed, pruned to 2.5x fewer MACs and fine-tuned (distilled) on the GPU, then baseline
+# and pruned models timed side by side in ONNX Runtime on that machine's CPU (benchmarks/bench_prune.py).
 #
-#   here, once:  bash scripts/device-bench-prune.sh --stage
-#                (the wheels the GPU image lacks, for its Python 3.12, and the tarball -> .whl/, ~20 MB)
-#   there:       run(command="bash scripts/device-bench-prune.sh", carry=[".whl"], timeout_s=600)
+#   bash scripts/gpu-bench-prune.sh            # in a checkout, with a python that has torch (CUDA) + edgeopt's deps
 #
-# The report is $OUT/bench_prune.log; metrics, recipes and the sensitivity table are copied under $OUT.
-# Training and fine-tuning checkpoint every epoch in $WORK (inside the checkout, kept while the machine stays
-# warm), so a call cut off by its time limit resumes when repeated. Knobs (environment): MODEL, EPOCHS,
-# FINETUNE_EPOCHS, ORDERS (planner orders, comma-separated), CONTROL (1: also fine-tune the unpruned baseline
-# alike, the equal-budget control; 0: off), DEVICE, TRAIN_PER_CLASS, TEST_PER_CLASS, THREADS, PYTHON.
-# Run locally with small knobs to check it (DEVICE=cpu EPOCHS=1 FINETUNE_EPOCHS=1 TRAIN_PER_CLASS=20).
+# A GPU machine without internet access: on a machine with it, `bash scripts/gpu-bench-prune.sh --stage` puts
+# the wheels a bare torch image usually lacks (torch-pruning, jsonschema and its dependencies, for Python
+# $PYVER, default 3.12) and the data tarball into .whl/ (~20 MB); copy the checkout with .whl/ over and run the
+# script there: it installs those wheels into /tmp/site when torch_pruning or jsonschema are missing.
+#
+# The report is $OUT/bench_prune.log (default results/gpu-bench-prune/out); metrics, recipes and the sensitivity
+# table are copied under $OUT. Training and fine-tuning checkpoint every epoch in $WORK, so a run that is
+# stopped resumes when the same command is repeated. Knobs (environment): MODEL, EPOCHS, FINETUNE_EPOCHS,
+# ORDERS (planner orders, comma-separated), CONTROL (1: also fine-tune the unpruned baseline alike, the
+# equal-budget control; 0: off), DEVICE, TRAIN_PER_CLASS, TEST_PER_CLASS, THREADS, PYTHON, PYVER, OUT, WORK.
+# Check it on a CPU with small knobs: DEVICE=cpu EPOCHS=1 FINETUNE_EPOCHS=1 TRAIN_PER_CLASS=20.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
@@ -21,7 +24,7 @@ shared_tar=../shared/datasets/cifar10-jpeg.tar.gz
 
 if [ "${1:-}" = "--stage" ]; then
     mkdir -p "$stage"
-    "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    "$py" -m pip download -q --no-deps --only-binary=:all: --python-version "${PYVER:-3.12}" --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         -d "$stage" torch-pruning==1.6.1 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 \
         referencing==0.37.0 rpds-py==2026.9.1
@@ -31,8 +34,8 @@ if [ "${1:-}" = "--stage" ]; then
 fi
 
 model=${MODEL:-resnet56}
-out=${OUT:-results/device-bench-prune/out}
-work=${WORK:-results/device-bench-prune/work}
+out=${OUT:-results/gpu-bench-prune/out}
+work=${WORK:-results/gpu-bench-prune/work}
 mkdir -p "$out" "$work"
 out=$(cd "$out" && pwd)
 if ! "$py" -c 'import torch_pruning, jsonschema' 2>/dev/null; then
