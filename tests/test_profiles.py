@@ -12,7 +12,7 @@ import pytest
 import yaml
 from slurm_cluster import missing_binaries, run_in_cluster
 from snakemake.iocontainers import Wildcards
-from workflow_fixtures import ROOT, checkout_copy, parse_dry_run, readme_command, run_in, stage_rules
+from workflow_fixtures import ROOT, checkout_copy, parse_dry_run, readme_command, run_in
 
 from edgeopt import plan
 
@@ -87,38 +87,21 @@ def _slurm_skip_reason() -> str | None:
     return None
 
 
-def one_target_per_rule(checkout: Path) -> list[str]:
-    """An output of one job of every rule of the tiny DAG but the report's: the smallest set of targets that
-    still runs every kind of job but the report (whose rules need every job of the DAG)."""
-    proc = run_in(checkout, [*readme_command("snakemake --configfile config/tiny.yaml"), "--dry-run"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report_rules = stage_rules()["report"]
-    first: dict[str, str] = {}
-    for job in parse_dry_run(proc.stdout + proc.stderr):
-        if job.rule not in report_rules and job.output:
-            first.setdefault(job.rule, job.output[0])
-    return sorted(first.values())
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(_slurm_skip_reason() is not None, reason=str(_slurm_skip_reason()))
-def test_readme_slurm_command_runs_every_kind_of_job(tmp_path: Path, cifar_tar: Path) -> None:
-    """README's SLURM command, typed as printed in a checkout, on a cluster without accounting storage (the
-    plugin's default `sacct` status check fails there): a job of every rule of the tiny DAG but the report's
-    goes through sbatch, training on the `gpu` partition with --gpus=1. The whole tiny DAG (45 jobs, one
-    sbatch job each, each starting Snakemake anew) takes 30-45 min on 2 shared cores, so the test asks for
-    one output per rule (about 18 jobs); the report rules are run by the local end-to-end tests."""
+def test_readme_slurm_command_runs_the_tiny_dag(tmp_path: Path, cifar_tar: Path) -> None:
+    """README's SLURM command, typed as printed in a checkout, on a cluster without accounting storage:
+    every job of the tiny DAG goes through sbatch, training on the `gpu` partition with --gpus=1."""
     checkout = checkout_copy(tmp_path)
-    targets = one_target_per_rule(checkout)
     root = tmp_path / "slurm"
-    argv = [*readme_command("snakemake --workflow-profile profiles/slurm"), *targets]
-    proc = run_in_cluster(root, argv, timeout=2700, cwd=checkout)
+    argv = readme_command("snakemake --workflow-profile profiles/slurm")
+    proc = run_in_cluster(root, argv, timeout=3000, cwd=checkout)
     out = proc.stdout + proc.stderr
     logs = "".join(
         f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted(checkout.glob(".snakemake/slurm_logs/**/*.log"))
     )
     assert proc.returncode == 0, out[-5000:] + logs[-5000:]
-    assert all((checkout / t).is_file() for t in targets), targets
+    assert (checkout / "results/report/index.html").is_file()
     job_ids = re.findall(r"submitted with SLURM jobid (\d+)", out)
     shown = {
         jid: block
@@ -126,8 +109,7 @@ def test_readme_slurm_command_runs_every_kind_of_job(tmp_path: Path, cifar_tar: 
         for jid in re.findall(r"^JobId=(\d+)", block)
         if jid in job_ids
     }
-    jobs_txt = (root / "jobs.txt").read_text()
-    assert len(job_ids) >= len(targets) and len(shown) == len(job_ids), jobs_txt[-3000:]
+    assert len(job_ids) >= 20 and len(shown) == len(job_ids), (root / "jobs.txt").read_text()[-3000:]
     assert all("JobState=COMPLETED" in s for s in shown.values())
     on_gpu = [s for s in shown.values() if re.search(r"Partition=gpu\b", s)]
     assert len(on_gpu) == 1, on_gpu  # train_baseline, as profiles/slurm says; everything else on `cpu`
