@@ -4,12 +4,17 @@ import shlex
 import sys
 from pathlib import Path
 
-from edgeopt import plan
+from edgeopt import jobguard, plan
 
 shell.prefix(
     "set -euo pipefail; "
+    'export EDGEOPT_JOB_PARENT="$PPID"; '  # jobs end with this Snakemake process (edgeopt.jobguard)
     f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; '
     f"export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
 DATA = plan.data_dir(config)
+
+
+onstart:
+    jobguard.forward_stop_signals()  # SIGINT/SIGTERM stop running jobs, not only the scheduling

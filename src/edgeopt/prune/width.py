@@ -18,6 +18,7 @@ import torch
 from edgeopt.atomic import write_json
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
+from edgeopt.jobguard import output_lock
 from edgeopt.prune.width_cache import GRID, cached_match_width, variant_name  # noqa: F401 (re-exported)
 
 #: models whose constructor honours `width_mult`
@@ -97,8 +98,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    m = train_width(args.model, args.width_mult, args.data, args.out_model, args.out_metrics, args.params,
-                    args.pruned_metrics, args.checkpoint)
+    with output_lock(Path(args.out_model).parent):
+        m = train_width(args.model, args.width_mult, args.data, args.out_model, args.out_metrics, args.params,
+                        args.pruned_metrics, args.checkpoint)
     print(f"{args.model} x{args.width_mult:g}: accuracy {m['accuracy']:.4f}, {m['macs']} MACs, "
           f"{m['train_seconds']:.1f}s training")
     return 0
