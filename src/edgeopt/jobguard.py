@@ -48,13 +48,15 @@ class JobStopped(KeyboardInterrupt):
 
 # ------------------------------------------------------------------ /proc
 def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(command name, parent pid, start time) of a process, or None if it is gone (Linux /proc)."""
+    """(command name, parent pid, start time) of a process, or None if it is gone or a zombie (Linux /proc)."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     head, _, rest = text.rpartition(")")
     fields = rest.split()
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent: gone all the same
+        return None
     return head.partition("(")[2], int(fields[1]), int(fields[19])
 
 
@@ -146,8 +148,9 @@ def output_lock(folder: str | os.PathLike[str], name: str = "job") -> Iterator[P
             raise EdgeoptError(
                 f"{folder}: another edgeopt job (pid {holder}) is writing here; wait for it or stop it"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the pid is for the message only (a full disk must not stop the job)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
     finally:
         os.close(fd)  # closing releases the lock (as does the process ending, however it ends)

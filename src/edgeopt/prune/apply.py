@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from edgeopt.atomic import write_json
+from edgeopt.atomic import read_json, write_json
 from edgeopt.cli import json_arg
 from edgeopt.data.sources import file_digest
 from edgeopt.jobguard import output_lock
@@ -161,7 +161,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    base = json.loads(Path(args.baseline_metrics).read_text()) if args.baseline_metrics else None
+    base = read_json(args.baseline_metrics) if args.baseline_metrics else None
     with output_lock(Path(args.out_model).parent):
         m = prune_model(args.recipe, args.model, args.data, args.out_model, args.out_metrics, args.params, base,
                         args.checkpoint)

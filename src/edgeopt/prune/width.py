@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeopt.atomic import write_json
+from edgeopt.atomic import read_json, write_json
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.jobguard import output_lock
@@ -73,7 +72,7 @@ def train_width(
     m["stage"] = "train_width"
     m["width_mult"] = mult
     if pruned_metrics and Path(pruned_metrics).exists():
-        p = json.loads(Path(pruned_metrics).read_text())
+        p = read_json(pruned_metrics)
         m["matched_variant"] = p.get("variant", "pruned")
         m["matched_macs"] = p.get("macs")
         m["macs_vs_matched"] = m["macs"] / max(p.get("macs") or 1, 1)

@@ -244,6 +244,8 @@ def fit(
             history, start_epoch = state["history"], state["epoch"] + 1
             elapsed, seen = state["elapsed"], state["seen"]
     resumed = start_epoch
+    if resumed and settings.progress:
+        tqdm.write(f"{desc}: resuming after epoch {resumed}/{settings.epochs} from {ckpt}")
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, settings.epochs):
         model.train()
