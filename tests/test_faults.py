@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = "results/models/resnet20/baseline"
 TRAIN_LOG = "results/logs/train_baseline/resnet20.log"
 TARGETS = {
-    "train": (f"{BASE}/model.pt", TRAIN_LOG, "epoch 1/"),
-    "prune": ("results/models/resnet20/pruned/model.pt", "results/logs/prune_model/resnet20-pruned.log", "epoch 1/"),
+    "train": (f"{BASE}/model.pt", TRAIN_LOG, "epoch 1/4:"),
+    "prune": ("results/models/resnet20/pruned/model.pt", "results/logs/prune_model/resnet20-pruned.log", "epoch 1/4:"),
     "qat": (
         "results/quantize/resnet20/baseline/qat-w8a8.json",
         "results/logs/train_qat/resnet20/baseline/w8a8.log",
-        "epoch 1/",
+        "epoch 1/4:",
     ),
     "bench": ("results/bench/local/resnet20/baseline/ort-fp32.json", None, "edgeopt.harness.bench"),
 }
@@ -199,10 +199,11 @@ def jobs_of(proc: subprocess.Popen) -> list[psutil.Process]:
         return []
 
 
-def interrupt(wd: Path, stage: str, sig: signal.Signals) -> None:
-    """Start Snakemake on the stage's target, send `sig` to Snakemake alone once the job is under way,
-    and check that every job process ends by itself (no orphan keeps writing)."""
-    target, log, marker = TARGETS[stage]
+def interrupt(wd: Path, stage: str, sig: signal.Signals, marker: str | None = None) -> None:
+    """Start Snakemake on the stage's target, send `sig` to Snakemake alone once the job is under way
+    (`marker` in its log), and check that every job process ends by itself (no orphan keeps writing)."""
+    target, log, default_marker = TARGETS[stage]
+    marker = marker or default_marker
     with open(wd / f"snakemake-{stage}-{sig.name}.out", "w") as out:
         proc = subprocess.Popen(_argv(wd, target), cwd=wd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -253,7 +254,7 @@ def test_training_survives_sigint_then_kill9(faultwf: Path) -> None:
     interrupt(faultwf, "train", signal.SIGINT)
     done = checkpoint_loads(faultwf / BASE)
     assert lock_holder(faultwf / BASE) is None
-    interrupt(faultwf, "train", signal.SIGKILL)  # the rerun resumes, and is killed after its next epoch
+    interrupt(faultwf, "train", signal.SIGKILL, f"epoch {done + 1}/4:")  # the rerun resumes; killed an epoch later
     assert checkpoint_loads(faultwf / BASE) > done
     log = complete(faultwf, "train")
     assert "resuming after epoch" in log and "resuming after epoch 0/" not in log
