@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 from typing import Any
 
 from edgeopt.errors import EdgeoptError
+from edgeopt.jobguard import guard_job
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -70,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    guard_job()
     try:
         return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
     except EdgeoptError as exc:
         print(f"edgeopt {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM / the workflow gone (JobStopped)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"edgeopt {args.command}: stopped by {signal.Signals(signum).name} (outputs are written "
+              "atomically: none is half-written; a training rerun resumes from its last checkpoint)", file=sys.stderr)
+        return 128 + signum

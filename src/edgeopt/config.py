@@ -74,18 +74,23 @@ def _check_across_keys(config: dict[str, Any]) -> None:
         raise EdgeoptError("config: prune.regularize: cannot be combined with prune.schedule.steps > 1 (choose one)")
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it (defaults filled)."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """One YAML config file as a mapping, unvalidated (one-line errors for a missing or broken file)."""
     path = Path(path)
     if not path.exists():
         raise EdgeoptError(f"{path}: config file not found")
     try:
         config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise EdgeoptError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(config, dict):
         raise EdgeoptError(f"{path}: top level must be a mapping")
-    return check_config(config)
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (defaults filled)."""
+    return check_config(read_config_file(path))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,10 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     merged: dict[str, Any] = {}
     for f in args.configfile:
-        path = Path(f)
-        if not path.exists():
-            raise EdgeoptError(f"{path}: config file not found")
-        merged = deep_merge(merged, yaml.safe_load(path.read_text()) or {})
+        merged = deep_merge(merged, read_config_file(f))
     check_config(merged)
     print("config OK")
     return 0

@@ -17,7 +17,8 @@ from pathlib import Path
 
 def shell_prefix(python: str | Path, src: str | Path, in_conda_env: bool) -> str:
     """Bash commands prepended to every job: strict mode, the interpreter's PATH, the checkout's src/."""
-    parts = ["set -euo pipefail; "]
+    # jobs end with this Snakemake process (edgeopt.jobguard watches it)
+    parts = ["set -euo pipefail; ", 'export EDGEOPT_JOB_PARENT="$PPID"; ']
     if not in_conda_env:
         parts.append(f'export PATH={shlex.quote(str(Path(python).parent))}:"$PATH"; ')
     parts.append(f"export PYTHONPATH={shlex.quote(str(src))}${{PYTHONPATH:+:$PYTHONPATH}}; ")

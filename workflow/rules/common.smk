@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
-from edgeopt import plan
+from edgeopt import jobguard, plan
 from edgeopt.jobshell import shell_prefix
 
 _in_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
@@ -18,3 +18,7 @@ _prefix = shell_prefix(
 shell.prefix(_prefix.replace("{", "{{").replace("}", "}}"))
 
 DATA = plan.data_dir(config)
+
+
+onstart:
+    jobguard.forward_stop_signals()  # SIGINT/SIGTERM stop running jobs, not only the scheduling

@@ -24,23 +24,20 @@ from edgeopt.atomic import write_json
 from edgeopt.cli import json_arg
 from edgeopt.devices import Device, File, Output, device_from_json
 from edgeopt.errors import EdgeoptError
+from edgeopt.private import open_lock_file, private_dir
 from edgeopt.provenance import provenance
 
 
 @contextlib.contextmanager
 def device_lock(name: str) -> Iterator[float]:
-    """Hold `<tmp>/edgeopt-locks/<device>.lock` so two benchmarks never share a device; yield seconds waited."""
-    folder = Path(
-        os.environ.get("EDGEOPT_LOCK_DIR") or Path(tempfile.gettempdir()) / f"edgeopt-locks-{os.getuid()}"
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    """Hold `<private state>/locks/<device>.lock` so two benchmarks never share a device; yield seconds waited."""
+    fd = open_lock_file(private_dir("locks") / f"{name}.lock")
     t0 = time.perf_counter()
-    with open(folder / f"{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield time.perf_counter() - t0
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield time.perf_counter() - t0
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def read_sidecar(artifact: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from edgeopt.devices.config import DeviceConfig
 from edgeopt.errors import EdgeoptError
+from edgeopt.private import private_dir
 
 SRC_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `edgeopt` package
 DEFAULT_PACKAGES = ("edgeopt.harness",)
@@ -89,12 +90,16 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     st = os.stat(path)
     key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _HASH_CACHE[key] = h.hexdigest()
+        _HASH_CACHE[key] = _sha256(path)
     return _HASH_CACHE[key]
+
+
+def _sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def package_files(packages: Iterable[str] = DEFAULT_PACKAGES) -> dict[str, Path]:
@@ -120,6 +125,19 @@ def package_files(packages: Iterable[str] = DEFAULT_PACKAGES) -> dict[str, Path]
             if i > 1 and init.exists():
                 files.setdefault(init.relative_to(SRC_ROOT).as_posix(), init)
     return files
+
+
+def tree_matches(folder: Path, files: dict[str, Path]) -> bool:
+    """Whether `folder` holds exactly `files` (same relative paths, same bytes) and nothing else."""
+    found: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in [*dirnames, *filenames]:
+            if os.path.islink(os.path.join(dirpath, name)):
+                return False
+        found.update(Path(dirpath, f).relative_to(folder).as_posix() for f in filenames)
+    if found != set(files):
+        return False
+    return all(_sha256(folder / rel) == file_sha256(src) for rel, src in files.items())  # never cached
 
 
 def tree_hash(files: dict[str, Path]) -> str:
@@ -316,10 +334,18 @@ class LocalDevice(Device):
         return out
 
     def ship_code(self, packages: Iterable[str] = DEFAULT_PACKAGES) -> str:
-        """Locally the code runs from a private copy too, so the import rules are the device's."""
+        """Locally the code runs from a private copy too, so the import rules are the device's.
+
+        The copy lives in the private state folder (`edgeopt.private`) and is checked against its
+        content hash before every run: a tree that differs in any file is replaced, never run.
+        """
         files = package_files(packages)
-        base = Path(tempfile.gettempdir()) / f"edgeopt-device-{os.getuid()}" / "code"
+        base = private_dir("code")
         dest = base / tree_hash(files)
+        if dest.exists() and not tree_matches(dest, files):
+            gone = base / f".old-{uuid.uuid4().hex}"
+            os.rename(dest, gone)
+            shutil.rmtree(gone, ignore_errors=True)
         if not dest.exists():
             stage = base / f".tmp-{uuid.uuid4().hex}"
             for rel, src in files.items():
@@ -329,10 +355,12 @@ class LocalDevice(Device):
                 stage.rename(dest)
             except OSError:  # another job got there first
                 shutil.rmtree(stage, ignore_errors=True)
+            if not tree_matches(dest, files):
+                raise DeviceError(f"{dest}: the code copy does not match its content hash after shipping it")
         return str(dest)
 
     def _prepare_run_dir(self) -> str:
-        return tempfile.mkdtemp(prefix=f"edgeopt-run-{self.name}-")
+        return tempfile.mkdtemp(prefix=f"run-{self.name}-", dir=private_dir("runs"))
 
     def fetch(self, remote: str, local: str | os.PathLike[str]) -> Path:
         """Copy a file of this machine to `local` (atomically), as `SshDevice.fetch` does over SSH."""

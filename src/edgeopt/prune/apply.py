@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
-from edgeopt.atomic import write_json
+from edgeopt.atomic import read_json, write_json
 from edgeopt.cli import json_arg
 from edgeopt.data.sources import file_digest
+from edgeopt.jobguard import output_lock
 from edgeopt.models import model_stats, save_model
 from edgeopt.provenance import provenance
 from edgeopt.prune.common import load_for_pruning
@@ -22,7 +23,14 @@ from edgeopt.prune.pruners import PRUNERS, Applied
 from edgeopt.prune.recipe import load_recipe
 from edgeopt.train.baseline import load_device_splits
 from edgeopt.train.distill import Distill
-from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
+from edgeopt.train.loop import (
+    TrainSettings,
+    autocast_dtype,
+    evaluate,
+    fit,
+    remove_checkpoints,
+    resolve_device,
+)
 
 
 def steps_per_run(n_train: int, settings: TrainSettings) -> int:
@@ -134,6 +142,7 @@ def prune_model(
         "provenance": provenance({"recipe": recipe, "train": train_cfg}, str(device)),
     }
     write_json(out_metrics, metrics)
+    remove_checkpoints(checkpoint)
     return metrics
 
 
@@ -152,9 +161,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    base = json.loads(Path(args.baseline_metrics).read_text()) if args.baseline_metrics else None
-    m = prune_model(args.recipe, args.model, args.data, args.out_model, args.out_metrics, args.params, base,
-                    args.checkpoint)
+    base = read_json(args.baseline_metrics) if args.baseline_metrics else None
+    with output_lock(Path(args.out_model).parent):
+        m = prune_model(args.recipe, args.model, args.data, args.out_model, args.out_metrics, args.params, base,
+                        args.checkpoint)
     print(f"{args.out_model}: accuracy {m['accuracy']:.4f} (baseline {m['baseline_accuracy']}), "
           f"{m['macs_reduction']:.2f}x fewer MACs, weight sparsity {m['weight_sparsity']:.3f}")
     return 0

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeopt.atomic import write_json
+from edgeopt.atomic import read_json, write_json
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
+from edgeopt.jobguard import output_lock
 from edgeopt.prune.width_cache import GRID, cached_match_width, variant_name  # noqa: F401 (re-exported)
 
 #: models whose constructor honours `width_mult`
@@ -72,7 +72,7 @@ def train_width(
     m["stage"] = "train_width"
     m["width_mult"] = mult
     if pruned_metrics and Path(pruned_metrics).exists():
-        p = json.loads(Path(pruned_metrics).read_text())
+        p = read_json(pruned_metrics)
         m["matched_variant"] = p.get("variant", "pruned")
         m["matched_macs"] = p.get("macs")
         m["macs_vs_matched"] = m["macs"] / max(p.get("macs") or 1, 1)
@@ -97,8 +97,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    m = train_width(args.model, args.width_mult, args.data, args.out_model, args.out_metrics, args.params,
-                    args.pruned_metrics, args.checkpoint)
+    with output_lock(Path(args.out_model).parent):
+        m = train_width(args.model, args.width_mult, args.data, args.out_model, args.out_metrics, args.params,
+                        args.pruned_metrics, args.checkpoint)
     print(f"{args.model} x{args.width_mult:g}: accuracy {m['accuracy']:.4f}, {m['macs']} MACs, "
           f"{m['train_seconds']:.1f}s training")
     return 0

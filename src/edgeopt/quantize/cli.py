@@ -7,10 +7,12 @@ fine-tuning at one W/A pair), `sweep` (collect QAT results into the sweep table)
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from edgeopt.cli import json_arg
+from edgeopt.jobguard import output_lock
 
 PTQ_MODES = {"ptq-ort": "ort-int8", "ptq-tflite": "tflite-int8"}
 
@@ -67,17 +69,19 @@ def run(args: argparse.Namespace) -> int:
         from edgeopt.quantize.qat import parse_pair, run_qat
 
         bw, ba = parse_pair(args.bits)
-        r = run_qat(
-            args.model_file,
-            args.data,
-            args.out,
-            bw,
-            ba,
-            args.params,
-            args.train_params,
-            args.model,
-            args.variant,
-        )
+        out = Path(args.out)
+        with output_lock(out.parent, out.name):  # QAT pairs of one model share the folder: one lock per result
+            r = run_qat(
+                args.model_file,
+                args.data,
+                args.out,
+                bw,
+                ba,
+                args.params,
+                args.train_params,
+                args.model,
+                args.variant,
+            )
         print(
             f"{r['model']}/{r['variant']} QAT w{bw}a{ba}: accuracy {r['accuracy']:.4f} "
             f"(fp32 {r['fp32_accuracy']:.4f}, delta {100 * r['delta']:+.2f} pt, simulated)"

@@ -14,7 +14,6 @@ Tables (all written by `write_tables`):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -24,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from edgeopt import atomic
-from edgeopt.errors import EdgeoptError
+from edgeopt.atomic import read_json
 
 #: columns of the results table, in order (units in the names)
 RESULT_COLUMNS = [
@@ -92,16 +91,6 @@ RETRAIN_COLUMNS = [
 
 
 # ---------------------------------------------------------------- reading files
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EdgeoptError(f"{path}: not a readable metrics JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise EdgeoptError(f"{path}: a metrics JSON must hold an object")
-    return obj
 
 
 def discover(results: str | Path, inputs: Iterable[str | Path] | None = None) -> list[Path]:

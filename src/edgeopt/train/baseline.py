@@ -13,7 +13,14 @@ from edgeopt.data.sources import file_digest
 from edgeopt.models import create_model, model_stats, save_model
 from edgeopt.provenance import provenance
 from edgeopt.train.device_data import DeviceData
-from edgeopt.train.loop import TrainSettings, autocast_dtype, evaluate, fit, resolve_device
+from edgeopt.train.loop import (
+    TrainSettings,
+    autocast_dtype,
+    evaluate,
+    fit,
+    remove_checkpoints,
+    resolve_device,
+)
 
 
 def load_device_splits(
@@ -81,4 +88,5 @@ def train_baseline(
         "provenance": provenance({"train": train_cfg, "model": model_cfg}, str(device)),
     }
     write_json(out_metrics, metrics)
+    remove_checkpoints(checkpoint)
     return metrics

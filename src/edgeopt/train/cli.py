@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from edgeopt.cli import json_arg
+from edgeopt.jobguard import output_lock
 from edgeopt.train.baseline import train_baseline
 
 
@@ -24,14 +26,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    m = train_baseline(
-        args.model,
-        args.data,
-        args.out_model,
-        args.out_metrics,
-        args.params,
-        args.model_params,
-        args.checkpoint,
-    )
+    with output_lock(Path(args.out_model).parent):
+        m = train_baseline(
+            args.model,
+            args.data,
+            args.out_model,
+            args.out_metrics,
+            args.params,
+            args.model_params,
+            args.checkpoint,
+        )
     print(f"{args.model}: test accuracy {m['accuracy']:.4f}, {m['train_images_per_second']:.0f} img/s")
     return 0

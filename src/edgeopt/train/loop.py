@@ -83,6 +83,19 @@ class FitResult:
     resumed_from_epoch: int
 
 
+def remove_checkpoints(checkpoint: str | Path | None) -> None:
+    """Delete a job's checkpoints (`checkpoint.pt` and its per-stage `checkpoint.<stage>.pt`) once its outputs exist.
+
+    A checkpoint is for resuming an unfinished run: left beside a finished model, a forced rerun
+    (`snakemake -f`/`-R`) would resume from the last epoch and silently return the old result.
+    """
+    if checkpoint is None:
+        return
+    c = Path(checkpoint)
+    for f in [c, *c.parent.glob(f"{c.stem}.*{c.suffix}")]:
+        f.unlink(missing_ok=True)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` -> CUDA when available, else CPU; a requested but missing CUDA is a clear error."""
     if name == "auto":
@@ -231,6 +244,8 @@ def fit(
             history, start_epoch = state["history"], state["epoch"] + 1
             elapsed, seen = state["elapsed"], state["seen"]
     resumed = start_epoch
+    if resumed and settings.progress:
+        tqdm.write(f"{desc}: resuming after epoch {resumed}/{settings.epochs} from {ckpt}")
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, settings.epochs):
         model.train()
