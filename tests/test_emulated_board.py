@@ -23,7 +23,7 @@ from edgeopt.devices.config import device_configs
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "emulated-board.sh"
 BOARD = "emulated-arm64"
-CPU_MODEL = "edgeopt emulated arm64 board (qemu-user, cortex-a72)"
+CPU_MODEL = "edgeopt emulated arm64 board (qemu-user, cortex-a76)"  # a Raspberry Pi 5's CPU
 
 pytestmark = pytest.mark.slow
 
@@ -72,10 +72,10 @@ def test_board_is_aarch64_over_ssh(emulated_board: Path) -> None:
     )
     machine, ort_version, torch_version = ssh(settings, f"{settings['python']} -c '{probe}'").split()
     assert machine == "aarch64" and ort_version == "1.32.0" and torch_version.startswith("2.10.0")
-    # /proc/cpuinfo describes the emulated Cortex-A72 (Raspberry Pi 4), not the host's x86 CPU
+    # /proc/cpuinfo describes the emulated Cortex-A76 with its features, not the host's x86 CPU
     cpuinfo = ssh(settings, "cat /proc/cpuinfo")
-    assert "CPU part\t: 0xd08" in cpuinfo and CPU_MODEL in cpuinfo and "model name" not in cpuinfo
-    assert "asimddp" not in cpuinfo  # a Pi 4 has no dot-product instructions, and neither has the board
+    assert "CPU part\t: 0xd0b" in cpuinfo and CPU_MODEL in cpuinfo and "model name" not in cpuinfo
+    assert "asimddp" in cpuinfo.split("Features\t:")[1].splitlines()[0]
 
 
 def test_no_host_wide_binfmt_registration(emulated_board: Path) -> None:
