@@ -61,6 +61,10 @@ def test_bench_over_ssh_on_runtime_only_board(
     assert saved["runtime_info"]["version"] and saved["system"]["cpu"]["model"]
     assert saved["system"]["python"] and saved["provenance"]["config"]["device"]["host"] == "127.0.0.1"
     assert "energy" in saved["batches"][0] and saved["power_source"]["detail"]
+    # provenance names the machine the harness ran on, as the board reported it
+    side = saved["provenance"]["device_side"]
+    assert side["device"] == "board" and side["machine"] == saved["system"]["os"]["machine"]
+    assert side["processor"] == saved["system"]["cpu"]["model"] and side["python"] == saved["system"]["python"]
     # the board's interpreter really is the runtime-only venv (no torch there)
     assert "edgeopt-device-venv" in ssh_device_settings["python"]
     # same model and data again: nothing re-sent

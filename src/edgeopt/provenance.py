@@ -76,6 +76,24 @@ def device_info(torch_device: str | None = None) -> dict[str, Any]:
     return info
 
 
+def device_side(system: dict[str, Any], device: str) -> dict[str, Any]:
+    """Where a measurement made on a device ran, from the `sysinfo.system_info()` the device reported.
+
+    The `device` block describes the machine that ran the workflow; this one names the board's own
+    machine, CPU and Python, with the keys retraining's device scripts report (`host_info`).
+    """
+    os_info, cpu = system.get("os") or {}, system.get("cpu") or {}
+    return {
+        "device": device,
+        "hostname": system.get("hostname"),
+        "machine": os_info.get("machine"),
+        "distribution": os_info.get("distribution"),
+        "processor": cpu.get("model"),
+        "cpu_count": cpu.get("logical_cores"),
+        "python": system.get("python"),
+    }
+
+
 def provenance(config: dict[str, Any] | None = None, torch_device: str | None = None) -> dict[str, Any]:
     """The full provenance block: config used, git commit, package versions, device, time."""
     return {

@@ -25,7 +25,7 @@ from edgeopt.cli import json_arg
 from edgeopt.devices import Device, File, Output, device_from_json
 from edgeopt.errors import EdgeoptError
 from edgeopt.private import open_lock_file, private_dir
-from edgeopt.provenance import provenance
+from edgeopt.provenance import device_side, provenance
 
 
 @contextlib.contextmanager
@@ -145,6 +145,8 @@ def bench_model(
         "device_settings": device.config.to_dict(),
         "provenance": provenance({"bench": params, "device": device.config.to_dict()}),
     }
+    if isinstance(result.get("system"), dict):  # the harness's view of the machine it ran on
+        record["provenance"]["device_side"] = device_side(result["system"], device.name)
     write_json(out, record)
     return record
 
