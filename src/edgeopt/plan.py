@@ -578,10 +578,28 @@ def report_targets(config: dict[str, Any]) -> list[str]:
     return tables + figures + [f"{REPORT_DIR}/index.html"]
 
 
+def device_resource(device: str) -> str:
+    """The Snakemake resource a job on `device` holds (one unit per job)."""
+    return f"device_{device}"
+
+
 def device_resources(config: dict[str, Any]) -> dict[str, Any]:
     """Per-device job slots for rules with a `{device}` wildcard (benchmarks, retraining):
     `resources: **plan.device_resources(config)` makes each job take one `device_<name>` unit of its
-    own device, so `--resources device_jetson=1` (workflow/profiles/remote) runs one job per board."""
-    names = list(config.get("devices") or {"local": {}})
-    return {f"device_{n}": (lambda wildcards, n=n: int(wildcards.get("device") == n)) for n in names}
+    own device; `device_resource_limits` gives every enabled device a limit of 1 (common.smk)."""
+    return {
+        device_resource(n): (lambda wildcards, n=n: int(wildcards.get("device") == n))
+        for n in device_settings(config)
+    }
 
+
+def device_resource_limits(config: dict[str, Any]) -> dict[str, int]:
+    """One job per board at a time: the limit of every enabled device's resource (a resource Snakemake
+    is given no limit for is unlimited, so the workflow declares these itself; `--resources` wins)."""
+    return {device_resource(n): 1 for n in device_settings(config)}
+
+
+def device_job_threads(config: dict[str, Any], device: str, cores: int) -> int:
+    """Host threads a benchmark or retraining job takes: all cores when it runs here, one when the
+    work happens on a board (the host only waits on SSH)."""
+    return cores if bench_is_local(config, device) else 1
