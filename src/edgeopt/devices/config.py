@@ -65,7 +65,7 @@ class DeviceConfig:
 _KEYS = {f for f in DeviceConfig.__dataclass_fields__ if f != "name"}
 
 
-def _home_relative(value: str) -> str:
+def home_relative(value: str) -> str:
     """`~/x` -> `x`: remote commands and rsync paths start in the remote home, and a quoted `~` never expands."""
     if value == "~":
         return "."
@@ -110,9 +110,9 @@ def device_from_settings(name: str, settings: dict[str, Any] | None) -> DeviceCo
                 raise EdgeoptError(f"config: devices.{name}.{key}: {path} not found")
             s[key] = str(path.resolve())
     if "workdir" in s:
-        s["workdir"] = _home_relative(str(s["workdir"]))
+        s["workdir"] = home_relative(str(s["workdir"]))
     if s.get("python") and s.get("host"):
-        s["python"] = _home_relative(str(s["python"]))
+        s["python"] = home_relative(str(s["python"]))
     if "extra_env" in s:
         s["extra_env"] = {str(k): str(v) for k, v in dict(s["extra_env"]).items()}
     try:

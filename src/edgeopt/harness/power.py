@@ -283,3 +283,19 @@ def open_monitor(
             f"no readable RAPL domain under {rapl_root}" + ("" if os.geteuid() == 0 else " (needs root)")
         )
     return None, "; ".join(tried) or f"unknown power source {source!r}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgeopt.harness.power --check SOURCE`: exit 0 when SOURCE works on this machine."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--check", required=True, choices=["auto", "tegrastats", "hwmon", "rapl"])
+    args = p.parse_args(argv)
+    monitor, why = open_monitor(args.check)
+    print(why)
+    return 0 if monitor is not None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
