@@ -153,7 +153,7 @@ class TFLiteRunner:
 
 @register_runtime("tensorrt")
 def _tensorrt_runner(path: str, threads: int = 0, **options: Any) -> Runner:
-    """TensorRTRunner (edgeopt.harness.tensorrt, issue 5), imported only when an engine is run."""
+    """TensorRTRunner (edgeopt.harness.tensorrt), imported only when an engine is run."""
     from edgeopt.harness.tensorrt import TensorRTRunner
 
     return TensorRTRunner(path, threads=threads, **options)
