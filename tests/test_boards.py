@@ -34,7 +34,7 @@ def test_check_device_reports_what_planned_jobs_miss(sshd_server, device_python,
         tmp_path / "plan.yaml",
         {"retrain": {"devices": ["board"], "frameworks": ["pytorch"]}, "bench": {"devices": ["board"]}},
     )
-    proc = edgeopt("check-device", "board", "--configfile", str(devices), str(plan_cfg))
+    proc = edgeopt("check-device", "board", "--configfile", str(devices), "--configfile", str(plan_cfg))
     assert proc.returncode == 1, proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("board: ") and "python 3" not in ln]
     torch = [ln for ln in lines if "missing torch for retrain pytorch" in ln]
@@ -48,7 +48,7 @@ def test_check_device_reports_what_planned_jobs_miss(sshd_server, device_python,
     proc = edgeopt("check-device", "board", "--config", str(ok), "--config", str(plan_cfg.with_name("none.yaml")))
     assert proc.returncode == 2 and "none.yaml: config file not found" in proc.stderr
     write(tmp_path / "bench.yaml", {"bench": {"devices": ["board"]}})
-    proc = edgeopt("check-device", "board", "--config", str(ok), str(tmp_path / "bench.yaml"))
+    proc = edgeopt("check-device", "board", "--config", str(ok), "--config", str(tmp_path / "bench.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "board: ready for every planned job" in proc.stdout
 
@@ -82,9 +82,15 @@ def test_device_setup_makes_the_venv_then_checks_it(sshd_server, tmp_path: Path)
     the check with that venv: ready for benchmarks, and torch reported missing for PyTorch retraining."""
     board = sshd_server.device_settings(workdir=str(tmp_path / "wd"), runtimes=["onnxruntime", "tflite"])
     devices = write(tmp_path / "board.yaml", {"devices": {"board": board}})
-    retrain = write(tmp_path / "retrain.yaml", {"bench": {"devices": ["board"]}, "retrain": {"devices": ["board"], "frameworks": ["pytorch"]}})
+    retrain = write(
+        tmp_path / "retrain.yaml",
+        {"bench": {"devices": ["board"]}, "retrain": {"devices": ["board"], "frameworks": ["pytorch"]}},
+    )
     req = ROOT / "envs" / "device-x86.txt"
-    proc = edgeopt("device", "setup", "board", "--config", str(devices), str(retrain), "--requirements", str(req), "--no-torch", timeout=1200)
+    proc = edgeopt(
+        "device", "setup", "board", "--config", str(devices), "--config", str(retrain),
+        "--requirements", str(req), "--no-torch", timeout=1200,
+    )  # fmt: skip
     out = proc.stdout + proc.stderr
     venv_python = f"{tmp_path / 'wd'}/venv/bin/python"
     assert f"board: made: {tmp_path / 'wd'}/venv" in out and f"python: {venv_python}" in out, out
@@ -94,6 +100,9 @@ def test_device_setup_makes_the_venv_then_checks_it(sshd_server, tmp_path: Path)
     assert probe.returncode == 0
     # without retraining planned there it is ready; a second setup keeps the venv
     write(tmp_path / "bench.yaml", {"bench": {"devices": ["board"]}, "retrain": {"devices": ["local"]}})
-    proc = edgeopt("device", "setup", "board", "--config", str(devices), str(tmp_path / "bench.yaml"), "--requirements", str(req))
+    proc = edgeopt(
+        "device", "setup", "board", "--config", str(devices), "--config", str(tmp_path / "bench.yaml"),
+        "--requirements", str(req),
+    )  # fmt: skip
     assert proc.returncode == 0 and "board: up to date: " in proc.stdout, proc.stdout + proc.stderr
     assert "board: ready for every planned job" in proc.stdout

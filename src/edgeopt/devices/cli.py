@@ -30,9 +30,8 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         "--configfile",
         "--config",
         dest="configfile",
-        action="extend",
-        nargs="+",
-        help="config files merged in order, later override earlier (repeatable; default: config.yaml)",
+        action="append",
+        help="a config file; repeat to merge several, later override earlier (default: config.yaml)",
     )
 
 
