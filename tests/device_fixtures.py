@@ -6,6 +6,7 @@ Fixtures (session-scoped, shared with other stages' tests through `pytest_plugin
 - `device_python`: the python of the runtime-only venv (numpy + onnxruntime + ai-edge-litert), made once
   per machine by `scripts/make-device-venv.sh` in `~/.cache/edgeopt-device-venv`.
 - `ssh_device_settings`: a `devices:` entry (dict) for the sshd stand-in board using that venv.
+- `tiny_onnx`: the tiny trained ResNet-20 as ONNX (what benchmarks send to boards).
 Skips, with the reason, when `sshd`/`ssh` are not installed (`.ci/run` installs them).
 """
 
@@ -171,3 +172,15 @@ def device_python() -> Path:
 def ssh_device_settings(sshd_server: SshServer, device_python: Path) -> dict:
     """`devices:` settings for the stand-in board: reached over real SSH, runs the runtime-only venv."""
     return sshd_server.device_settings(python=str(device_python), runtimes=["onnxruntime", "tflite"])
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """The tiny trained ResNet-20 exported to ONNX, with a sidecar as conversion writes it."""
+    from edgeopt.convert.onnx_export import export_onnx
+    from edgeopt.models import load_model
+
+    model, meta = load_model(tiny_model)
+    out = tmp_path_factory.mktemp("deploy") / "ort-fp32.onnx"
+    export_onnx(model, out, image_size=meta["image_size"], in_channels=meta.get("in_channels", 3))
+    return out
