@@ -6,14 +6,17 @@ Fixtures (session-scoped, shared with other stages' tests through `pytest_plugin
 - `device_python`: the python of the runtime-only venv (numpy + onnxruntime + ai-edge-litert), made once
   per machine by `scripts/make-device-venv.sh` in `~/.cache/edgeopt-device-venv`.
 - `ssh_device_settings`: a `devices:` entry (dict) for the sshd stand-in board using that venv.
+- `tiny_onnx`: the tiny trained ResNet-20 as ONNX (what benchmarks send to boards).
 Skips, with the reason, when `sshd`/`ssh` are not installed (`.ci/run` installs them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -66,22 +69,19 @@ def _keygen(path: Path) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def sshd_server(tmp_path_factory: pytest.TempPathFactory):
-    if SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
-        pytest.skip(
-            "openssh-server/openssh-client not installed (apt-get install openssh-server openssh-client)"
-        )
-    root = tmp_path_factory.mktemp("sshd")
+def start_sshd(root: Path, port: int | None = None) -> SshServer:
+    """A real sshd on 127.0.0.1 with its own keys and config under `root` (reused when restarted there)."""
+    root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
     host_key, user_key, other_key = root / "host_key", root / "user_key", root / "other_host_key"
     for k in (host_key, user_key, other_key):
-        _keygen(k)
+        if not k.exists():
+            _keygen(k)
     (root / "authorized_keys").write_text(user_key.with_suffix(".pub").read_text())
     os.chmod(root / "authorized_keys", 0o600)
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege-separation dir sshd insists on
-    port = free_port()
+    port = port or free_port()
     config = root / "sshd_config"
     config.write_text(
         f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {host_key}\nPidFile {root / 'sshd.pid'}\n"
@@ -89,8 +89,9 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory):
         "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM no\nStrictModes no\n"
         "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
     )
-    log = open(root / "sshd.log", "wb")  # noqa: SIM115 - closed at teardown
+    log = open(root / "sshd.log", "ab")  # noqa: SIM115 - closed by stop_sshd
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_key.with_suffix('.pub').read_text()}")
     wrong = root / "wrong_known_hosts"
@@ -98,7 +99,6 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory):
     deadline = time.monotonic() + 15
     while True:
         if proc.poll() is not None:
-            log.close()
             pytest.fail(f"sshd exited: {(root / 'sshd.log').read_text()[-2000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -108,14 +108,53 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory):
                 proc.terminate()
                 pytest.fail("sshd did not start listening within 15 s")
             time.sleep(0.1)
-    server = SshServer("127.0.0.1", port, getpass.getuser(), user_key, known, wrong, root, proc)
-    yield server
-    proc.terminate()
+    return SshServer("127.0.0.1", port, getpass.getuser(), user_key, known, wrong, root, proc)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def drop_sshd(server: SshServer) -> None:
+    """The board drops off the network: its sshd and every session it serves die at once (SIGKILL)."""
+    victims = [server.process.pid, *_descendants(server.process.pid)]
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    server.process.wait(timeout=10)
+
+
+def stop_sshd(server: SshServer) -> None:
+    server.process.terminate()
     try:
-        proc.wait(timeout=10)
+        server.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory):
+    if SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        pytest.skip(
+            "openssh-server/openssh-client not installed (apt-get install openssh-server openssh-client)"
+        )
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    stop_sshd(server)
 
 
 @pytest.fixture(scope="session")
@@ -133,3 +172,15 @@ def device_python() -> Path:
 def ssh_device_settings(sshd_server: SshServer, device_python: Path) -> dict:
     """`devices:` settings for the stand-in board: reached over real SSH, runs the runtime-only venv."""
     return sshd_server.device_settings(python=str(device_python), runtimes=["onnxruntime", "tflite"])
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """The tiny trained ResNet-20 exported to ONNX, with a sidecar as conversion writes it."""
+    from edgeopt.convert.onnx_export import export_onnx
+    from edgeopt.models import load_model
+
+    model, meta = load_model(tiny_model)
+    out = tmp_path_factory.mktemp("deploy") / "ort-fp32.onnx"
+    export_onnx(model, out, image_size=meta["image_size"], in_channels=meta.get("in_channels", 3))
+    return out

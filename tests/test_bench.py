@@ -21,18 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {"batch_sizes": [1, 4], "warmup": 1, "runs": 5, "threads": 1, "eval_batch_size": 50, "timeout": 300}
 
 
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
-    """The tiny trained ResNet-20 exported to ONNX, with a sidecar as conversion writes it."""
-    from edgeopt.convert.onnx_export import export_onnx
-    from edgeopt.models import load_model
-
-    model, meta = load_model(tiny_model)
-    out = tmp_path_factory.mktemp("deploy") / "ort-fp32.onnx"
-    export_onnx(model, out, image_size=meta["image_size"], in_channels=meta.get("in_channels", 3))
-    return out
-
-
 def host_accuracy(onnx: Path, data: Path) -> float:
     from edgeopt.harness.runtimes import evaluate, load_runner
 

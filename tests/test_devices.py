@@ -12,6 +12,7 @@ import pytest
 from device_fixtures import free_port
 
 from edgeopt.devices import (
+    DeviceTimeout,
     File,
     HostKeyError,
     LocalDevice,
@@ -201,3 +202,62 @@ def test_accept_new_trusts_a_first_key_but_never_a_changed_one(sshd_server, tmp_
     )
     with pytest.raises(HostKeyError, match="host key verification failed"):
         changed.run(["true"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("where", ["ssh", "local"])
+def test_timeout_ends_the_command_and_its_children_on_the_board(sshd_server, tmp_path: Path, where: str) -> None:
+    """A job that times out must not keep running on the board: the remote process group is killed."""
+    pids = tmp_path / "pids"
+    script = f'sleep 300 & echo $! > {pids}; wait'
+    settings = sshd_server.device_settings(timeout=3) if where == "ssh" else {"timeout": 3}
+    dev = device_from_json("board" if where == "ssh" else "local", settings)
+    with pytest.raises(DeviceTimeout, match=r"timed out after 3 s"):
+        dev.run(["sh", "-c", script])
+    child = int(pids.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(child), f"sleep {child} still runs on the board after the timeout"
+
+
+def test_stderr_of_remote_commands_is_the_commands_own(sshd_server) -> None:
+    dev = device_from_json("board", sshd_server.device_settings())
+    proc = dev.run(["sh", "-c", "echo out; echo err >&2"])
+    assert (proc.stdout, proc.stderr) == ("out\n", "err\n")
+    with pytest.raises(RemoteCommandError, match=r"sh failed \(exit 3\): no output"):
+        dev.run(["sh", "-c", "exit 3"])
+
+
+def test_board_that_drops_mid_command_is_one_line(sshd_server, device_python, tmp_path: Path) -> None:
+    """The board's sshd and its sessions die while a module runs: one line naming the device, no retry."""
+    import threading
+
+    from device_fixtures import drop_sshd, start_sshd, stop_sshd
+
+    from edgeopt.devices import ConnectionLost
+
+    board = start_sshd(tmp_path / "sshd")
+    try:
+        dev = device_from_json(
+            "flaky", board.device_settings(python=str(device_python), workdir=str(tmp_path / "wd"), retries=2)
+        )
+        dev.run(["true"])  # connected (and multiplexed) before it drops
+        timer = threading.Timer(3.0, drop_sshd, [board])
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionLost) as err:
+            dev.run([str(device_python), "-c", "import time; time.sleep(60)"])
+        timer.join()
+        msg = str(err.value)
+        assert "\n" not in msg and msg.startswith("device flaky (") and "connection lost" in msg
+        assert time.monotonic() - t0 < 30  # not retried, not waiting for the command
+    finally:
+        if board.process.poll() is None:
+            stop_sshd(board)

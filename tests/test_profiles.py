@@ -33,7 +33,7 @@ def test_profiles_exist_and_name_real_rules() -> None:
     assert set(slurm["set-resources"]) <= rules and set(slurm["set-threads"]) <= rules
     assert slurm["set-resources"]["train_baseline"]["gpu"] == 1
     remote = yaml.safe_load((PROFILES / "remote" / "config.yaml").read_text())
-    assert remote["keep-going"] is True and "device_local=1" in remote["resources"]
+    assert remote["keep-going"] is True and "gpu=1" in remote["resources"]
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +68,13 @@ def test_unlock_needs_no_other_flag(checkout: Path) -> None:
 
 
 def test_device_resources_give_each_job_its_own_device_slot() -> None:
-    res = plan.device_resources({"devices": {"local": {}, "jetson": {"host": "j"}}})
+    config = {"devices": {"local": {}, "jetson": {"host": "j"}, "off": {"host": "o", "enabled": False}}}
+    res = plan.device_resources(config)
     w = Wildcards(fromdict={"device": "jetson", "model": "resnet20"})
     assert {k: f(w) for k, f in res.items()} == {"device_local": 0, "device_jetson": 1}
     assert plan.device_resources({})["device_local"](Wildcards(fromdict={"device": "local"})) == 1
+    assert plan.device_resource_limits(config) == {"device_local": 1, "device_jetson": 1}
+    assert plan.device_job_threads(config, "jetson", 8) == 1 and plan.device_job_threads(config, "local", 8) == 8
 
 
 def _slurm_skip_reason() -> str | None:

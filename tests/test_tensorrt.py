@@ -287,10 +287,12 @@ def test_timing_cache_and_int8_source_planning() -> None:
     assert (
         trt_h.options_from_config(off, "fp16", (3, 32, 32), timing_cache_path="d.cache").timing_cache is None
     )
-    assert plan.trt_onnx_source(config, "m", "v", "trt-int8") == "results/deploy/m/v/ort-int8.onnx"
-    assert plan.trt_onnx_source(config, "m", "v", "trt-fp16") == "results/deploy/m/v/model.onnx"
+    assert plan.bench_source("m", "v", "trt-int8", config) == "results/deploy/m/v/trt-qdq.onnx"
+    assert plan.bench_source("m", "v", "trt-fp16", config) == "results/deploy/m/v/model.onnx"
     default = check_config({})
-    assert plan.trt_onnx_source(default, "m", "v", "trt-int8") == "results/deploy/m/v/model.onnx"
+    assert plan.bench_source("m", "v", "trt-int8", default) == "results/deploy/m/v/model.onnx"
+    # whatever ort-int8's settings, TensorRT never gets the asymmetric u8s8 ort-int8.onnx
+    assert not hasattr(plan, "trt_onnx_source")
 
 
 def test_calibration_images_are_preprocessed_like_training(tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # -- issue 5: conversion (add this stage's commands below this line)
     "convert": ("edgeopt.convert.cli", "convert a model variant to a deployable format and check it against PyTorch"),
     # -- issue 6: devices + benchmarks (add this stage's commands below this line)
-    "check-device": ("edgeopt.devices.cli", "connect to devices and list their Python and runtimes"),
+    "check-device": ("edgeopt.devices.cli", "check devices for everything the planned jobs need there"),
+    "device": ("edgeopt.devices.device_cli", "provision a board over SSH (setup NAME) or check it (check)"),
     "bench": ("edgeopt.bench.run", "benchmark one deployable model on one device (bench_model rule)"),
     # -- issue 7: on-device retraining (add this stage's commands below this line)
     "retrain": ("edgeopt.retrain.cli", "fine-tune a model on a device and measure the cost"),

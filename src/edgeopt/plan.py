@@ -53,6 +53,7 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     # -- issue 5: conversion (extend `targets` below this line)
     targets += convert_targets(config)
     # -- issue 6: devices + benchmarks (extend `targets` below this line)
+    targets += trt_qdq_targets(config)
     targets += bench_targets(config, planned=set(targets))
     # -- issue 7: on-device retraining (extend `targets` below this line)
     targets += retrain_targets(config)
@@ -328,15 +329,6 @@ def device_built_formats(config: dict[str, Any]) -> list[str]:
     return [f for f in deploy_formats(config) if FORMATS[f][1] == "tensorrt"]
 
 
-def trt_onnx_source(config: dict[str, Any], model: str, variant: str, fmt: str) -> str:
-    """The ONNX a TensorRT engine of `fmt` is built from on the device: model.onnx, or for trt-int8
-    with `convert.tensorrt.int8_source: qdq` the quantization stage's QDQ model (ort-int8.onnx)."""
-    trt = config.get("convert", {}).get("tensorrt", {})
-    if fmt == "trt-int8" and trt.get("int8_source", "calibrate") == "qdq":
-        return deploy_path(model, variant, "ort-int8")
-    return onnx_path(model, variant)
-
-
 def convert_targets(config: dict[str, Any]) -> list[str]:
     """model.onnx for every variant, plus the conversion-owned formats chosen in `convert.formats`,
     each with its sidecar JSON."""
@@ -377,17 +369,38 @@ def format_runtime(fmt: str) -> str:
     raise EdgeoptError(f"config: bench.formats: unknown format {fmt!r} (known: {', '.join([*FORMATS, *TRT_FORMATS])})")
 
 
+def trt_qdq_path(model: str, variant: str) -> str:
+    """The symmetric int8 QDQ ONNX the quantization stage makes for TensorRT (`int8_source: qdq`)."""
+    return f"{RESULTS}/deploy/{model}/{variant}/trt-qdq.onnx"
+
+
+def trt_int8_source(config: dict[str, Any] | None) -> str:
+    """How trt-int8 engines get their scales: `qdq` (trt_qdq_path) or `calibrate` (on the device)."""
+    return str((((config or {}).get("convert") or {}).get("tensorrt") or {}).get("int8_source", "calibrate"))
+
+
 def bench_source(model: str, variant: str, fmt: str, config: dict[str, Any] | None = None) -> str:
     """What a benchmark job sends to the device: the artifact; for TensorRT the ONNX model the engine
-    is built from there (trt-int8: the QDQ `ort-int8.onnx` when it is produced and no calibration
-    cache is configured, else `model.onnx` calibrated on the device)."""
+    is built from there: model.onnx, or for trt-int8 with `convert.tensorrt.int8_source: qdq` the
+    symmetric QDQ model (`calibrate`: model.onnx, calibrated on the device or from `int8_calibration`)."""
     if fmt not in TRT_FORMATS:
         return deploy_path(model, variant, fmt)
-    trt = ((config or {}).get("convert") or {}).get("tensorrt") or {}
-    if fmt == "trt-int8" and config is not None and not trt.get("int8_calibration"):
-        if "ort-int8" in deploy_formats(config):
-            return deploy_path(model, variant, "ort-int8")
+    if fmt == "trt-int8" and trt_int8_source(config) == "qdq":
+        return trt_qdq_path(model, variant)
     return onnx_path(model, variant)
+
+
+def trt_qdq_targets(config: dict[str, Any]) -> list[str]:
+    """The TensorRT QDQ models (and sidecars) a trt-int8 benchmark with `int8_source: qdq` needs."""
+    if trt_int8_source(config) != "qdq" or not any("trt-int8" in bench_formats(config, d) for d in bench_devices(config)):
+        return []
+    paths = [trt_qdq_path(m, v) for m in model_names(config) for v in model_variants(config, m)]
+    return [p for path in paths for p in (path, path + ".json")]
+
+
+def engine_path(device: str, model: str, variant: str, fmt: str) -> str:
+    """Where a TensorRT engine built on `device` is copied back (beside it `.json`: versions it needs)."""
+    return f"{RESULTS}/deploy/{model}/{variant}/engines/{device}/{fmt}.engine"
 
 
 def device_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -578,10 +591,28 @@ def report_targets(config: dict[str, Any]) -> list[str]:
     return tables + figures + [f"{REPORT_DIR}/index.html"]
 
 
+def device_resource(device: str) -> str:
+    """The Snakemake resource a job on `device` holds (one unit per job)."""
+    return f"device_{device}"
+
+
 def device_resources(config: dict[str, Any]) -> dict[str, Any]:
     """Per-device job slots for rules with a `{device}` wildcard (benchmarks, retraining):
     `resources: **plan.device_resources(config)` makes each job take one `device_<name>` unit of its
-    own device, so `--resources device_jetson=1` (workflow/profiles/remote) runs one job per board."""
-    names = list(config.get("devices") or {"local": {}})
-    return {f"device_{n}": (lambda wildcards, n=n: int(wildcards.get("device") == n)) for n in names}
+    own device; `device_resource_limits` gives every enabled device a limit of 1 (common.smk)."""
+    return {
+        device_resource(n): (lambda wildcards, n=n: int(wildcards.get("device") == n))
+        for n in device_settings(config)
+    }
 
+
+def device_resource_limits(config: dict[str, Any]) -> dict[str, int]:
+    """One job per board at a time: the limit of every enabled device's resource (a resource Snakemake
+    is given no limit for is unlimited, so the workflow declares these itself; `--resources` wins)."""
+    return {device_resource(n): 1 for n in device_settings(config)}
+
+
+def device_job_threads(config: dict[str, Any], device: str, cores: int) -> int:
+    """Host threads a benchmark or retraining job takes: all cores when it runs here, one when the
+    work happens on a board (the host only waits on SSH)."""
+    return cores if bench_is_local(config, device) else 1

@@ -1,6 +1,11 @@
 # Rules of the bench stage (see README). Targets are planned in src/edgeopt/plan.py.
 # One job per (device, model, variant, format): the harness runs on the device (over SSH unless local)
 # and its JSON comes back. A failing device fails only its own jobs (use --keep-going for the others).
+# Board jobs run on the submitting host (they only talk SSH): never as cluster jobs.
+
+
+localrules:
+    bench_model,
 
 
 rule bench_model:
@@ -22,7 +27,9 @@ rule bench_model:
     retries: config["bench"]["retries"]
     conda:
         "../../envs/edgeopt.yaml"
-    threads: lambda w: workflow.cores if plan.bench_is_local(config, w.device) else 1
+    threads: lambda w: plan.device_job_threads(config, w.device, workflow.cores)
+    resources:
+        **plan.device_resources(config),
     params:
         cfg=lambda w: plan.bench_params_json(config, w.format),
         device=lambda w: plan.device_json(config, w.device),

@@ -19,6 +19,12 @@ shell.prefix(_prefix.replace("{", "{{").replace("}", "}}"))
 
 DATA = plan.data_dir(config)
 
+# Boards are a shared resource: every benchmark/retraining job holds one `device_<name>` unit of its
+# device, and each enabled device gets a limit of 1 here (a resource given no limit is unlimited in
+# Snakemake), so `--cores 8` never puts two jobs on one board. `--resources device_<name>=N` wins.
+for _name, _limit in plan.device_resource_limits(config).items():
+    if _name not in workflow.global_resources:
+        workflow.global_resources[_name] = _limit
 
 onstart:
     jobguard.forward_stop_signals()  # SIGINT/SIGTERM stop running jobs, not only the scheduling

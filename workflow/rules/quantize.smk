@@ -56,6 +56,31 @@ rule quantize_tflite:
         " --variant {wildcards.variant} --threads {threads} > {log:q} 2>&1"
 
 
+rule quantize_trt_qdq:
+    input:
+        model="results/models/{model}/{variant}/model.pt",
+        calib=f"{DATA}/calib.npz",
+        test=f"{DATA}/test.npz",
+        meta=f"{DATA}/meta.json",
+    output:
+        onnx="results/deploy/{model}/{variant}/trt-qdq.onnx",
+        sidecar="results/deploy/{model}/{variant}/trt-qdq.onnx.json",
+    log:
+        "results/logs/quantize_trt_qdq/{model}/{variant}.log",
+    benchmark:
+        "results/benchmarks/quantize_trt_qdq/{model}/{variant}.tsv"
+    conda:
+        "../../envs/edgeopt.yaml"
+    threads: 2
+    params:
+        cfg=plan.ptq_params_json(config),
+        data=lambda w, input: Path(input.meta).parent,
+    shell:
+        "python -m edgeopt quantize ptq-trt --model-file {input.model:q} --data {params.data:q}"
+        " --params {params.cfg:q} --out {output.onnx:q} --model {wildcards.model}"
+        " --variant {wildcards.variant} --threads {threads} > {log:q} 2>&1"
+
+
 rule train_qat:
     input:
         model="results/models/{model}/{variant}/model.pt",

@@ -8,6 +8,10 @@ except _RetrainError as exc:
     raise SystemExit(f"edgeopt: {exc}")
 
 
+localrules:
+    retrain_model,
+
+
 rule retrain_model:
     input:
         model=lambda w: plan.retrain_model_path(config, w.model),
@@ -24,7 +28,9 @@ rule retrain_model:
         framework="pytorch|onnxruntime",
     conda:
         "../../envs/edgeopt.yaml"
-    threads: workflow.cores
+    threads: lambda w: plan.device_job_threads(config, w.device, workflow.cores)
+    resources:
+        **plan.device_resources(config),
     params:
         cfg=plan.section_json(config, "retrain"),
         dev=lambda w: plan.device_json(config, w.device),

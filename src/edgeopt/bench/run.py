@@ -74,6 +74,8 @@ def harness_args(
     ]  # fmt: skip
     if dev.config.nvpmodel is not None:
         args += ["--nvpmodel", str(dev.config.nvpmodel)]
+    if runtime == "onnxruntime" and dev.config.providers:
+        args += ["--providers", ",".join(dev.config.providers)]
     if runtime == "tensorrt":
         engines = f"{dev.config.workdir}/engines"
         if dev.config.is_local:  # the local harness runs in a temp folder: anchor at the home folder
@@ -82,9 +84,36 @@ def harness_args(
             )
         args += ["--precision", plan.TRT_FORMATS[fmt], "--cache-dir", engines]
         args += ["--trt-options", json.dumps(params.get("tensorrt") or {})]
-        if plan.TRT_FORMATS[fmt] == "int8":
+        calibrate = plan.trt_int8_source({"convert": {"tensorrt": params.get("tensorrt")}}) == "calibrate"
+        if plan.TRT_FORMATS[fmt] == "int8" and calibrate:  # a QDQ model carries its scales
             args += ["--calib", File(data / "calib.npz")]
     return args
+
+
+def fetch_engine(device: Device, result: dict[str, Any], local: str | Path) -> dict[str, Any] | None:
+    """Copy the engine the harness built (or reused) on `device` to `local`, with a sidecar naming the
+    TensorRT, L4T and JetPack versions and GPU it only runs with. None when no engine was built."""
+    build = result.get("engine_build") or {}
+    if not build.get("engine"):
+        return None
+    local = Path(local)
+    device.fetch(build["engine"], local)
+    board = result.get("jetson") or {}
+    info = {
+        "device": device.name,
+        "engine": str(local),
+        "engine_bytes": local.stat().st_size,
+        "tensorrt_version": (result.get("runtime_info") or {}).get("version") or build.get("tensorrt_version"),
+        "l4t": board.get("l4t"),
+        "jetpack": board.get("jetpack"),
+        "gpu": (result.get("system") or {}).get("gpu"),
+        "board": (result.get("system") or {}).get("board"),
+        "build": {k: v for k, v in build.items() if k in ("builder", "precision", "options", "build_seconds", "command")},
+        "note": "a TensorRT engine runs only with the TensorRT version and GPU it was built with",
+        "provenance": provenance({"device": device.config.to_dict()}),
+    }
+    write_json(f"{local}.json", info)
+    return info
 
 
 def bench_model(
@@ -96,6 +125,7 @@ def bench_model(
     model_file: str | Path,
     data: str | Path,
     out: str | Path,
+    engine_out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Measure one artifact on one device and write `out` (results/bench/<device>/<model>/<variant>/<fmt>.json)."""
     model_file, data = Path(model_file), Path(data)
@@ -121,6 +151,7 @@ def bench_model(
                 f"device {device.name}: the harness wrote no result ({res.stderr.strip()[-200:]})"
             )
         result = json.loads(res.outputs["result.json"].read_text())
+        engine = fetch_engine(device, result, engine_out or plan.engine_path(device.name, model, variant, fmt))
     side = read_sidecar(model_file)
     host_acc = side.get("accuracy")
     record: dict[str, Any] = {
@@ -142,6 +173,7 @@ def bench_model(
             "job_seconds": res.seconds,
             "lock_wait_seconds": waited,
         },
+        "engine": engine,
         "device_settings": device.config.to_dict(),
         "provenance": provenance({"bench": params, "device": device.config.to_dict()}),
     }

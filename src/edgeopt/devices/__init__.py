@@ -29,7 +29,8 @@ API (for the bench stage and on-device retraining)::
 
 Errors are `DeviceError` subclasses of `EdgeoptError` (one line naming the device):
 `HostKeyError` (never retried), `UnreachableError` (retried `retries` times),
-`DeviceTimeout`, `RemoteCommandError` (`.returncode`, `.stdout`, `.stderr`).
+`DeviceTimeout` (the command's process group on the device is ended too),
+`ConnectionLost` (the board dropped mid-command), `RemoteCommandError` (`.returncode`, `.stdout`, `.stderr`).
 
 Only the shipped packages exist on the device: a module run there must import nothing of
 edgeopt outside them (and so no torch unless the device has it and you import it yourself).
@@ -49,6 +50,7 @@ from typing import Any
 
 from edgeopt.devices.config import DeviceConfig, device_configs, device_from_settings
 from edgeopt.devices.transport import (
+    ConnectionLost,
     Device,
     DeviceError,
     DeviceTimeout,
@@ -64,6 +66,7 @@ from edgeopt.devices.transport import (
 from edgeopt.errors import EdgeoptError
 
 __all__ = [
+    "ConnectionLost",
     "Device",
     "DeviceConfig",
     "DeviceError",

@@ -17,6 +17,7 @@ from edgeopt.errors import EdgeoptError
 RUNTIME_NAMES = ("onnxruntime", "tflite", "tensorrt", "pytorch")
 POWER_SOURCES = ("auto", "none", "tegrastats", "hwmon", "rapl")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+PROVIDER_RE = re.compile(r"^[A-Za-z0-9]+ExecutionProvider$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class DeviceConfig:
     python: str | None = None
     workdir: str = ".cache/edgeopt-device"
     runtimes: tuple[str, ...] = ("onnxruntime", "tflite")
+    providers: tuple[str, ...] = ()  # ONNX Runtime execution providers, in order (empty: CPU)
     threads: int | None = None
     power: str = "auto"
     nvpmodel: int | None = None
@@ -59,13 +61,14 @@ class DeviceConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["runtimes"] = list(self.runtimes)
+        d["providers"] = list(self.providers)
         return d
 
 
 _KEYS = {f for f in DeviceConfig.__dataclass_fields__ if f != "name"}
 
 
-def _home_relative(value: str) -> str:
+def home_relative(value: str) -> str:
     """`~/x` -> `x`: remote commands and rsync paths start in the remote home, and a quoted `~` never expands."""
     if value == "~":
         return "."
@@ -94,6 +97,14 @@ def device_from_settings(name: str, settings: dict[str, Any] | None) -> DeviceCo
             f"config: devices.{name}.runtimes: {bad[0]!r} is not a runtime ({', '.join(RUNTIME_NAMES)})"
         )
     s["runtimes"] = runtimes
+    providers = tuple(s.get("providers") or ())
+    bad = [p for p in providers if not PROVIDER_RE.match(str(p))]
+    if bad:
+        raise EdgeoptError(
+            f"config: devices.{name}.providers: {bad[0]!r} is not an ONNX Runtime execution provider name "
+            "(e.g. TensorrtExecutionProvider, CUDAExecutionProvider, XnnpackExecutionProvider, CPUExecutionProvider)"
+        )
+    s["providers"] = providers
     if s.get("power", "auto") not in POWER_SOURCES:
         raise EdgeoptError(f"config: devices.{name}.power: must be one of {', '.join(POWER_SOURCES)}")
     if s.get("transfer", "rsync") not in ("rsync", "scp"):
@@ -110,9 +121,9 @@ def device_from_settings(name: str, settings: dict[str, Any] | None) -> DeviceCo
                 raise EdgeoptError(f"config: devices.{name}.{key}: {path} not found")
             s[key] = str(path.resolve())
     if "workdir" in s:
-        s["workdir"] = _home_relative(str(s["workdir"]))
+        s["workdir"] = home_relative(str(s["workdir"]))
     if s.get("python") and s.get("host"):
-        s["python"] = _home_relative(str(s["python"]))
+        s["python"] = home_relative(str(s["python"]))
     if "extra_env" in s:
         s["extra_env"] = {str(k): str(v) for k, v in dict(s["extra_env"]).items()}
     try:

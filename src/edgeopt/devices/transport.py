@@ -10,11 +10,13 @@ unchanged model or dataset is never sent twice.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +55,11 @@ class RemoteCommandError(DeviceError):
 
 
 class DeviceTimeout(DeviceError):
-    """The command did not finish within the device's timeout."""
+    """The command did not finish within the device's timeout (its process group is ended there too)."""
+
+
+class ConnectionLost(DeviceError):
+    """The SSH connection broke while a command ran: the board rebooted, lost power or left the network."""
 
 
 @dataclass(frozen=True)
@@ -314,12 +320,20 @@ class LocalDevice(Device):
         self, argv: Sequence[str], timeout: float | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         timeout = timeout if timeout is not None else self.config.timeout
-        try:
-            proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise DeviceTimeout(f"device {self.config.label}: timed out after {timeout:g} s") from None
+        try:  # its own process group, so a timeout ends the command's children too
+            child = subprocess.Popen(
+                list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            )
         except OSError as exc:
             raise DeviceError(f"device {self.config.label}: cannot run {argv[0]!r}: {exc.strerror}") from None
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise DeviceTimeout(f"device {self.config.label}: timed out after {timeout:g} s") from None
+        proc = subprocess.CompletedProcess(list(argv), child.returncode, out, err)
         if check:
             _raise_if_failed(self.config.label, argv, proc)
         return proc
@@ -401,6 +415,12 @@ _HOSTKEY = re.compile(
     r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known"
     r"|host key for .* has changed"
 )
+_LOST = re.compile(
+    r"Connection to \S+ closed by remote host|Shared connection to \S+ closed|Broken pipe"
+    r"|client_loop: send disconnect|mux_client_read_packet|Timeout, server \S+ not responding"
+)
+#: the first stderr line of every remote command: the process group to end when it times out
+_PGID_MARK = "edgeopt-pgid:"
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.:%\[\]@-]+$")
 
 
@@ -492,6 +512,14 @@ class SshDevice(Device):
             return UnreachableError(
                 f"device {self.config.label}: unreachable: {_last_line(err[: m.end() + 200]) or m.group(0)}"
             )
+        lost = _LOST.search(err)
+        mark = err.find(_PGID_MARK)  # present: the command had started on the board
+        silent = mark >= 0 and not err[mark:].partition("\n")[2].strip()  # a multiplexed session ends wordless
+        if what == "ssh" and (lost or silent):
+            return ConnectionLost(
+                f"device {self.config.label}: connection lost while the command ran "
+                f"({lost.group(0) if lost else 'ssh exit 255'}); the board rebooted, lost power or left the network"
+            )
         if "Permission denied" in err:
             return DeviceError(
                 f"device {self.config.label}: SSH login refused ({_last_line(err)}); check user and identity_file"
@@ -507,7 +535,8 @@ class SshDevice(Device):
                 proc = subprocess.run(
                     argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
                 )
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
+                self._end_remote_group(exc.stderr)
                 raise DeviceTimeout(
                     f"device {self.config.label}: {what} timed out after {timeout:g} s"
                 ) from None
@@ -534,10 +563,32 @@ class SshDevice(Device):
     def run(
         self, argv: Sequence[str], timeout: float | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        proc = self._exec(self.ssh_argv(argv), "ssh", timeout)
+        """Run `argv` on the device. Its shell first reports its process group (sshd starts every
+        session as a group leader), so a timeout ends the command and its children on the board too."""
+        remote = f'echo "{_PGID_MARK}$$" >&2; exec {shlex.join(argv)}'
+        proc = self._exec(["ssh", *self.ssh_options(), "--", self.config.host or "", remote], "ssh", timeout)
+        first, _, rest = proc.stderr.partition("\n")
+        if first.startswith(_PGID_MARK):
+            proc.stderr = rest
         if check:
             _raise_if_failed(self.config.label, argv, proc)
         return proc
+
+    def _end_remote_group(self, stderr: bytes | str | None) -> None:
+        """After a local timeout: TERM, then KILL, the remote command's process group (ending the ssh
+        client alone leaves a command without a terminal running on the board)."""
+        text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
+        m = re.search(rf"^{_PGID_MARK}(\d+)$", text, re.M)
+        if not m:
+            return
+        script = 'kill -TERM -"$1" 2>/dev/null || exit 0; sleep 2; kill -KILL -"$1" 2>/dev/null; exit 0'
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                self.ssh_argv(["sh", "-c", script, "sh", m[1]]),
+                capture_output=True,
+                timeout=self.config.connect_timeout * 2 + 15,
+                stdin=subprocess.DEVNULL,
+            )
 
     def _missing(self, dirs: list[str], paths: list[str]) -> list[str]:
         """One round trip: make `dirs`, and list which of `paths` do not exist yet."""

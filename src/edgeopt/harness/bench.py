@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.harness import power, sysinfo
+from edgeopt.harness import jetson, power, sysinfo
 from edgeopt.harness.runtimes import RUNTIMES, RuntimeUnavailable, load_runner, preprocess
 
 HARNESS_VERSION = 1
@@ -66,24 +66,23 @@ def latency_stats(seconds: list[float], batch: int) -> dict[str, Any]:
     }
 
 
-def load_model(
-    runtime: str, model: str, threads: int, precision: str | None, calib: str | None, cache_dir: str | None
-) -> Any:
+def load_model(runtime: str, model: str, threads: int, providers: list[str] | None = None) -> Any:
     """Load through the runner registry (TensorRT: an engine built here first, see `build_trt_engine`)."""
     if runtime not in RUNTIMES:
         try:
             importlib.import_module(f"edgeopt.harness.{runtime}")
         except ImportError as exc:
             raise HarnessError(f"runtime {runtime!r} has no runner here ({exc})") from None
+    options = {"providers": providers} if runtime == "onnxruntime" and providers else {}
     try:
-        return load_runner(runtime, model, threads=threads)
+        return load_runner(runtime, model, threads=threads, **options)
     except RuntimeUnavailable as exc:
         raise HarnessError(f"runtime {runtime!r} is not available on this device: {exc}") from None
 
 
 def build_trt_engine(
     args: argparse.Namespace, image_shape: tuple[int, ...], norm: dict[str, Any]
-) -> tuple[str, dict]:
+) -> tuple[str, dict, Any]:
     """Build (or reuse from the device's engine cache) a TensorRT engine for `args.model` on this device.
 
     Engines depend on the GPU and TensorRT version, so they are made here, keyed by the ONNX
@@ -94,7 +93,7 @@ def build_trt_engine(
 
     from edgeopt.harness import tensorrt as trt
 
-    settings = json.loads(args.trt_options or "{}")
+    settings = _trt_settings(args)
     precision = args.precision or "fp32"
     biggest = max([*args.batch_sizes, args.eval_batch_size, int(settings.get("max_batch", 64))])
     c, h, w = image_shape[2], image_shape[0], image_shape[1]
@@ -113,11 +112,13 @@ def build_trt_engine(
     ]
     engine = cache / f"{h_model}-{precision}-{h_opts}.engine"
     if engine.exists():
-        return str(engine), {"engine": str(engine), "reused": True, "engine_bytes": engine.stat().st_size}
+        reused = {"engine": str(engine), "reused": True, "engine_bytes": engine.stat().st_size}
+        return str(engine), reused, opts
     calib_data = None
     if (
         precision in ("int8", "best")
         and args.calib
+        and not trt.is_qdq(args.model)
         and not (opts.calibration_cache and Path(opts.calibration_cache).exists())
     ):
         with np.load(args.calib) as z:
@@ -131,7 +132,26 @@ def build_trt_engine(
     except trt.TensorRTBuildError as exc:
         raise HarnessError(f"TensorRT engine build failed: {exc}") from None
     build["reused"] = False
-    return str(engine), build
+    return str(engine), build, opts
+
+
+def _trt_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return json.loads(args.trt_options or "{}")
+
+
+def jetson_record(before: dict[str, Any] | None, per_batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Power mode, jetson_clocks, temperatures and throttling of the run (None values off a Jetson)."""
+    if before is None:
+        return {"power_mode": None, "jetson_clocks": None, "throttled": None, "max_temp_c": None}
+    after = jetson.state()
+    temps: dict[str, float] = {}
+    for entry in per_batch:
+        for name, t in ((entry.get("energy") or {}).get("max_temp_c") or {}).items():
+            temps[name] = max(t, temps.get(name, t))
+    return {
+        **jetson.summary(before, after, temps),
+        "jetson": {"before": before, "after": after, **jetson.versions()},
+    }
 
 
 def runtime_info(runner: Any, runtime: str) -> dict[str, Any]:
@@ -180,14 +200,18 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     rss_before = proc_status_bytes("VmRSS")
 
     t0 = time.perf_counter()
-    model_path = args.model
+    model_path, trt_opts = args.model, None
     if args.runtime == "tensorrt":
-        model_path, result["engine_build"] = build_trt_engine(args, tuple(x.shape[1:]), norm)
+        from edgeopt.harness.tensorrt import timing
+
+        model_path, result["engine_build"], trt_opts = build_trt_engine(args, tuple(x.shape[1:]), norm)
         result["build_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-    runner = load_model(args.runtime, model_path, args.threads, args.precision, args.calib, args.cache_dir)
+    runner = load_model(args.runtime, model_path, args.threads, args.providers)
     result["load_seconds"] = time.perf_counter() - t0
     result["runtime_info"] = runtime_info(runner, args.runtime)
+    result["providers"] = result["runtime_info"].get("providers")
+    result["providers_requested"] = args.providers
     result["rss_after_load_bytes"] = proc_status_bytes("VmRSS")
 
     # accuracy: the device's own outputs over the test split
@@ -208,6 +232,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "used": monitor.source if monitor else None,
         "detail": why,
     }
+    board_before = jetson.state() if sysinfo.is_jetson() else None
     per_batch = []
     for b in args.batch_sizes:
         idx = np.arange(b) % len(y)
@@ -227,6 +252,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         entry["latency_ms"] = latency_stats(times, b)
         entry["throughput_ips"] = entry["latency_ms"].pop("throughput_ips")
         entry["wall_seconds"] = wall
+        if trt_opts is not None:  # the same engine timed by trtexec alone: GPU compute time, no Python
+            entry["latency_source"] = "host loop: end to end, host<->device copies included (TensorRTRunner)"
+            if _trt_settings(args).get("trtexec_timing", True):
+                entry["trtexec"] = timing.time_engine(model_path, b, trt_opts, _trt_settings(args), args.runs)
         if monitor:
             energy = monitor.stop()
             images = b * args.runs
@@ -237,6 +266,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             entry["energy"] = None
         per_batch.append(entry)
     result["batches"] = per_batch
+    result.update(jetson_record(board_before, per_batch))
     result["threads"] = args.threads
     result["peak_rss_bytes"] = peak_rss_bytes()
     result["rss_baseline_bytes"] = rss_before
@@ -265,6 +295,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--calib", default=None, help="TensorRT int8: calibration split npz")
     p.add_argument("--cache-dir", default=None, help="TensorRT: where built engines are kept")
     p.add_argument("--trt-options", default=None, help="TensorRT: the convert.tensorrt section as JSON")
+    p.add_argument(
+        "--providers",
+        type=lambda s: [v for v in s.split(",") if v],
+        default=None,
+        help="ONNX Runtime execution providers in order, e.g. TensorrtExecutionProvider,CUDAExecutionProvider",
+    )
     p.add_argument("--out", required=True)
     return p.parse_args(argv)
 

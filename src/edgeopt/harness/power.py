@@ -37,6 +37,14 @@ def parse_tegrastats_line(line: str) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in _TEGRA_RAIL.finditer(line) if m.group(1) not in _NOT_RAILS}
 
 
+_TEGRA_TEMP = re.compile(r"\b([A-Za-z][\w-]*)@(-?\d+(?:\.\d+)?)C\b")
+
+
+def parse_tegrastats_temps(line: str) -> dict[str, float]:
+    """Temperatures (C) from one tegrastats line: `CPU@33.5C GPU@32C` (JetPack 4), `cpu@46.593C tj@46.593C` (5/6)."""
+    return {name: float(v) for name, v in _TEGRA_TEMP.findall(line)}
+
+
 def total_power_mw(rails: dict[str, float]) -> float | None:
     """Board power: a total-input rail when there is one, else the sum of the rails."""
     for name in TOTAL_RAILS:
@@ -113,9 +121,12 @@ class TegrastatsMonitor:
             rails = parse_tegrastats_line(line)
             if rails:
                 self._samples.append((time.perf_counter(), rails))
+            for name, temp in parse_tegrastats_temps(line).items():
+                self.max_temp_c[name] = max(temp, self.max_temp_c.get(name, temp))
 
     def start(self) -> None:
         self._samples = []
+        self.max_temp_c: dict[str, float] = {}
         self._t0 = time.perf_counter()
         self._proc = subprocess.Popen(
             [self.exe, "--interval", str(max(10, int(self.interval * 1000)))],
@@ -135,7 +146,7 @@ class TegrastatsMonitor:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
         self._thread.join(timeout=5)
-        return summarize(self.source, self._samples, duration)
+        return {**summarize(self.source, self._samples, duration), "max_temp_c": dict(self.max_temp_c)}
 
 
 # ---------------------------------------------------------------- hwmon (INA2xx, INA3221, any power*_input)
@@ -283,3 +294,19 @@ def open_monitor(
             f"no readable RAPL domain under {rapl_root}" + ("" if os.geteuid() == 0 else " (needs root)")
         )
     return None, "; ".join(tried) or f"unknown power source {source!r}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgeopt.harness.power --check SOURCE`: exit 0 when SOURCE works on this machine."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--check", required=True, choices=["auto", "tegrastats", "hwmon", "rapl"])
+    args = p.parse_args(argv)
+    monitor, why = open_monitor(args.check)
+    print(why)
+    return 0 if monitor is not None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

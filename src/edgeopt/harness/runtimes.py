@@ -45,7 +45,12 @@ def load_runner(runtime: str, path: str, threads: int = 0, **options: Any) -> Ru
 
 @register_runtime("onnxruntime")
 class OrtRunner:
-    """ONNX Runtime CPU (or the first available provider listed in `providers`)."""
+    """ONNX Runtime with the execution providers `providers` in order of preference (default: CPU).
+
+    A provider this onnxruntime build lacks is an error; one that is present but rejects the model
+    (TensorRT EP on an unsupported op) falls back to the next, so `session.get_providers()` says
+    which ones really run.
+    """
 
     name = "onnxruntime"
 
@@ -67,10 +72,13 @@ class OrtRunner:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
         available = ort.get_available_providers()
-        chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or [
-            "CPUExecutionProvider"
-        ]
-        self.session = ort.InferenceSession(path, so, providers=chosen)
+        missing = [p for p in providers or [] if p not in available]
+        if missing:  # a result labelled with a provider that did not run would mislead
+            raise RuntimeUnavailable(
+                f"onnxruntime {ort.__version__} here has no {', '.join(missing)} "
+                f"(available: {', '.join(available)}; on a Jetson install NVIDIA's onnxruntime-gpu wheel)"
+            )
+        self.session = ort.InferenceSession(path, so, providers=list(providers or ["CPUExecutionProvider"]))
         self.input_name = self.session.get_inputs()[0].name
         self.version = ort.__version__
 

@@ -1,6 +1,7 @@
 """`edgeopt quantize <mode>`: the quantize_ort / quantize_tflite / train_qat / sweep_qat rules' command.
 
-Modes: `ptq-ort` (ONNX Runtime QDQ int8), `ptq-tflite` (LiteRT full-integer int8), `qat` (fake-quant
+Modes: `ptq-ort` (ONNX Runtime QDQ int8), `ptq-tflite` (LiteRT full-integer int8), `ptq-trt` (symmetric
+int8 QDQ ONNX that TensorRT builds trt-int8 from), `qat` (fake-quant
 fine-tuning at one W/A pair), `sweep` (collect QAT results into the sweep table).
 """
 
@@ -14,7 +15,7 @@ import torch
 from edgeopt.cli import json_arg
 from edgeopt.jobguard import output_lock
 
-PTQ_MODES = {"ptq-ort": "ort-int8", "ptq-tflite": "tflite-int8"}
+PTQ_MODES = {"ptq-ort": "ort-int8", "ptq-tflite": "tflite-int8", "ptq-trt": "trt-qdq"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -82,6 +82,8 @@ def quantize_onnx_file(src: Path, out: Path, calib: np.ndarray, cfg: dict[str, A
     if method not in CALIBRATE_METHODS:
         raise EdgeoptError(f"quantize.calibrate_method: must be one of {CALIBRATE_METHODS}, got {method!r}")
     reduce_range, why = resolve_reduce_range(cfg, act, wt)
+    symmetric = bool(cfg.get("symmetric", False))
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if symmetric else {}
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -101,6 +103,7 @@ def quantize_onnx_file(src: Path, out: Path, calib: np.ndarray, cfg: dict[str, A
                     "entropy": CalibrationMethod.Entropy,
                     "percentile": CalibrationMethod.Percentile,
                 }[method],
+                extra_options=extra,
             )
     return {
         "activation_type": act,
@@ -109,6 +112,7 @@ def quantize_onnx_file(src: Path, out: Path, calib: np.ndarray, cfg: dict[str, A
         "format": "QDQ",
         "reduce_range": reduce_range,
         "reduce_range_reason": why,
+        "symmetric": symmetric,
     }
 
 
@@ -135,3 +139,25 @@ class OrtQdqQuantizer:
                     f"{out}: ONNX Runtime quantization failed ({type(exc).__name__}: {str(exc).splitlines()[0]})"
                 ) from None
         return {**info, "per_channel": bool(cfg.get("per_channel", True))}
+
+
+#: what TensorRT accepts as explicit (Q/DQ) int8: int8 activations and weights, symmetric (zero point
+#: 0), per-channel weights, float biases (TensorRT has no int32 DequantizeLinear for them)
+TENSORRT_QDQ = {"activation_type": "int8", "weight_type": "int8", "symmetric": True, "reduce_range": False}
+
+
+@register_quantizer("trt-qdq")
+class TrtQdqQuantizer(OrtQdqQuantizer):
+    """fp32 module -> symmetric int8 QDQ ONNX for TensorRT (trt-int8 with `convert.tensorrt.int8_source: qdq`).
+
+    The calibration method and image count follow the `quantize` section; the number format is fixed
+    to what TensorRT reads, whatever `quantize.activation_type` says (that one is for ort-int8).
+    """
+
+    name = "trt-qdq"
+    fmt = "trt-qdq"
+
+    def quantize(
+        self, model: nn.Module, meta: dict[str, Any], calib: np.ndarray, out: Path, cfg: dict[str, Any]
+    ) -> dict[str, Any]:
+        return super().quantize(model, meta, calib, out, {**cfg, **TENSORRT_QDQ})

@@ -33,6 +33,7 @@ RESULT_COLUMNS = [
     "runtime",
     "precision",
     "device",
+    "providers",
     "batch_size",
     "simulated",
     "deployable",
@@ -65,7 +66,9 @@ LATENCY_COLUMNS = [
     "energy_mj",
     "power_w",
 ]
-STRING_COLUMNS = {"model", "variant", "format", "runtime", "precision", "device", "latency_note", "source"}
+STRING_COLUMNS = {
+    "model", "variant", "format", "runtime", "precision", "device", "providers", "latency_note", "source",
+}  # fmt: skip
 BOOL_COLUMNS = {"simulated", "deployable"}
 SIMULATED_NOTE = "simulated (fake-quantized): no real low-bit kernel ran, latency not reported"
 
@@ -356,6 +359,7 @@ def _bench_rows(path: Path, m: dict[str, Any], rel: tuple[str, ...]) -> list[dic
         "runtime": m.get("runtime") if isinstance(m.get("runtime"), str) else None,
         "precision": m.get("precision"),
         "device": device,
+        "providers": "+".join(m["providers"]) if isinstance(m.get("providers"), list) else None,
         "simulated": m.get("simulated"),
         "accuracy": _num(m.get("accuracy")),
         "size_bytes": _num(m.get("size_bytes")),

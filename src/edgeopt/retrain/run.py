@@ -11,7 +11,7 @@ from edgeopt.errors import EdgeoptError
 from edgeopt.provenance import provenance
 from edgeopt.retrain import ort_env
 from edgeopt.retrain.jobs import build_job
-from edgeopt.retrain.runner import local_python, run_on_device
+from edgeopt.retrain.runner import job_python, run_on_device
 from edgeopt.retrain.settings import check_framework, get_setting, supports
 
 #: keys copied from the device result into the metrics JSON (all measured on the device)
@@ -69,9 +69,7 @@ def retrain(
     if framework == "onnxruntime":
         ort_python = ort_env.python_or_error(section.get("ort_python"))
     host = build_job(work, model_path, data_dir, framework, setting, section, ort_python, logp)
-    python = ((section.get("device_python") or {}).get(device) or {}).get(framework)
-    if python is None and device == "local":
-        python = local_python(framework, ort_python)
+    python = job_python(section, device, framework, ort_python)
     res = run_on_device(work, framework, device, device_cfg or {}, python, section.get("timeout_s"), logp)
     metrics: dict[str, Any] = {
         "model": model or host.get("arch"),

@@ -61,6 +61,15 @@ def run_on_device(
     return json.loads(Path(out).read_text())
 
 
+def job_python(section: dict[str, Any], device: str, framework: str, ort_python: str | None) -> str | None:
+    """The interpreter a retraining job uses: `retrain.device_python.<device>.<framework>`, else on
+    `local` this one (pytorch) or the ORT training env; None: the device's own `python`."""
+    python = ((section.get("device_python") or {}).get(device) or {}).get(framework)
+    if python is None and device == "local":
+        python = local_python(framework, ort_python)
+    return python
+
+
 def local_python(framework: str, ort_python: str | None) -> str:
     """The local interpreter for a framework: this one for PyTorch, the ORT training env for ORT."""
     return ort_python if framework == "onnxruntime" and ort_python else sys.executable
