@@ -22,6 +22,14 @@ except EdgeoptError as exc:
     raise SystemExit(f"edgeopt: {exc}")
 validate(config, "workflow/schemas/config.schema.yaml")
 
+from edgeopt import plan as _plan
+
+try:  # models from outside the registry are built and checked once (then cached); what they skip is said here
+    for _note in _plan.model_notes(config):
+        print(f"edgeopt: {_note}", file=sys.stderr)
+except EdgeoptError as exc:
+    raise SystemExit(f"edgeopt: {exc}")
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
