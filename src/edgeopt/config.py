@@ -69,7 +69,7 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
 
 def _check_across_keys(config: dict[str, Any]) -> None:
     """Rules a JSON schema states poorly: caught here so a bad config fails before any training."""
-    from edgeopt.models.spec import model_specs
+    from edgeopt.model_entries import model_specs
 
     model_specs(config)  # each `models:` entry parses (names, one way in, safe folder names)
     prune = config.get("prune") or {}

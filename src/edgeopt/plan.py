@@ -19,8 +19,8 @@ def data_dir(config: dict[str, Any]) -> str:
 
 
 def model_names(config: dict[str, Any]) -> list[str]:
-    """Results names of the `models:` entries (edgeopt.models.spec)."""
-    from edgeopt.models.spec import model_specs
+    """Results names of the `models:` entries (edgeopt.model_entries)."""
+    from edgeopt.model_entries import model_specs
 
     return list(model_specs(config))
 
@@ -31,15 +31,15 @@ def model_options(config: dict[str, Any], model: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- models from outside the registry
 def model_spec(config: dict[str, Any], model: str):  # type: ignore[no-untyped-def]
-    from edgeopt.models.spec import model_specs
+    from edgeopt.model_entries import model_specs
 
     return model_specs(config)[model]
 
 
 def model_capabilities(config: dict[str, Any], model: str) -> dict[str, Any]:
-    """What `model` can go through (structured/residual/width/torch), from edgeopt.models.capabilities'
+    """What `model` can go through (structured/residual/width/torch), from edgeopt.model_capabilities'
     cache: torch is imported only when an entry is new or edited."""
-    from edgeopt.models.capabilities import model_capabilities as caps
+    from edgeopt.model_capabilities import model_capabilities as caps
 
     ds = config.get("dataset") or {}
     return caps(model_spec(config, model), int(ds.get("image_size", 32)), int(ds.get("channels", 3)))
@@ -86,7 +86,7 @@ def model_params_json(config: dict[str, Any], model: str) -> str:
     if spec.kind != "builtin" or spec.weights:
         params = {**params, **spec.options, "arch": spec.arch}
         if spec.weights:
-            from edgeopt.models.spec import resolve_path
+            from edgeopt.model_entries import resolve_path
 
             params["weights"] = str(resolve_path(spec.weights))
     return json.dumps(params, sort_keys=True, separators=(",", ":"))

@@ -5,14 +5,14 @@ import sys
 from pathlib import Path
 
 from edgeopt import plan
-from edgeopt.models.spec import FACTORIES_ENV, factories_json
+from edgeopt.model_entries import FACTORIES_ENV, factories_json
 
 shell.prefix(
     "set -euo pipefail; "
     f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; '
     f"export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
     # the config's factory models, so every job can build (and load) them by name
-    f"export {FACTORIES_ENV}={shlex.quote(factories_json(config))}; "
+    f"export {FACTORIES_ENV}={shlex.quote(factories_json(config)).replace('{', '{{').replace('}', '}}')}; "
 )
 
 DATA = plan.data_dir(config)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from edgeopt.errors import EdgeoptError
-from edgeopt.models.spec import FACTORIES_ENV
+from edgeopt.model_entries import FACTORIES_ENV
 
 #: config name -> (factory reference, options) of the user's own models
 _FACTORIES: dict[str, tuple[str, dict[str, Any]]] = {}

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgeopt.atomic import write_json
 from edgeopt.errors import EdgeoptError
-from edgeopt.models.spec import ModelSpec, factory_ref, resolve_path
+from edgeopt.model_entries import ModelSpec, factory_ref, resolve_path
 
 CACHE_DIR = "results/.cache/models"
 #: bump when the probe decides differently, so old cache entries are recomputed
