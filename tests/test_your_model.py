@@ -17,10 +17,10 @@ from torch import nn
 from edgeopt import plan
 from edgeopt.config import check_config
 from edgeopt.errors import EdgeoptError
-from edgeopt.models import create_model, load_weights, register_factory
 from edgeopt.model_capabilities import model_capabilities, onnx_input, probe
-from edgeopt.models.external import import_factory, read_state_dict
 from edgeopt.model_entries import FACTORIES_ENV, factories_json, model_specs, parse_entry
+from edgeopt.models import create_model, load_weights, register_factory
+from edgeopt.models.external import import_factory, read_state_dict
 from edgeopt.prune.groups import list_groups, unprunable_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,3 +294,91 @@ def test_onnx_entries_plan_only_the_deploy_stages(tmp_path: Path) -> None:
     assert {"results/deploy/exported/baseline/ort-fp32.onnx", "results/deploy/exported/baseline/ort-int8.onnx",
             "results/bench/local/exported/baseline/ort-int8.json"} <= set(mine)
     assert not [t for t in mine if "tflite" in t or "/models/" in t or "/quantize/" in t or "/retrain/" in t]
+
+
+# ---------------------------------------------------------------- the whole tiny DAG
+def your_models_config(tmp: Path, cifar_tar: Path) -> Path:
+    """Three PyTorch models outside the registry (depthwise + squeeze-excitation, channel shuffle, the user's
+    own factory with a concat) and a deploy-only ONNX file, on the tiny preset trimmed to what proves each stage."""
+    onnx = export(create_model("resnet20", 10, 3), tmp / "exported.onnx", ["images"], (1, 3, 32, 32))
+    cfg = {
+        "dataset": {"path": str(cifar_tar)},
+        "models": [
+            "torchvision:mobilenet_v3_small",
+            "torchvision:shufflenet_v2_x0_5",
+            {"name": "facnet", "factory": "factory_net.py:build", "options": {"width": 8}},
+            {"name": "exported", "onnx": "exported.onnx"},
+        ],
+        "quantize": {"qat": {"bits": [[8, 8]]}},
+        "convert": {"formats": ["ort-int8", "tflite-int8"]},
+        "bench": {"formats": ["ort-int8"], "batch_sizes": [1], "runs": 5},
+    }
+    (tmp / "factory_net.py").write_text(FACTORY_FILE.read_text())  # relative to the working directory
+    assert onnx.exists()
+    path = tmp / "models.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_your_models_through_the_whole_tiny_dag(tmp_path: Path, cifar_tar: Path) -> None:
+    from workflow_fixtures import TINY, run_snakemake
+
+    proc = run_snakemake(tmp_path, "--configfile", str(TINY), str(your_models_config(tmp_path, cifar_tar)),
+                         timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = tmp_path / "results"
+    mnv3, shuffle = "torchvision-mobilenet_v3_small", "torchvision-shufflenet_v2_x0_5"
+    # what each model could take, said once in the log
+    assert f"edgeopt: {shuffle}: pruned/zeropad skipped" in proc.stderr
+    assert "edgeopt: facnet: no residual blocks zero-padding can prune: zeropad skipped" in proc.stderr
+    for m, variants in {mnv3: ["baseline", "pruned", "zeropad"], shuffle: ["baseline"],
+                        "facnet": ["baseline", "pruned"]}.items():
+        assert sorted(p.name for p in (r / "models" / m).iterdir()) == sorted(variants), m
+        for v in variants:
+            for f in ("model.onnx", "ort-int8.onnx", "tflite-int8.tflite"):
+                side = json.loads((r / "deploy" / m / v / f"{f}.json").read_text())
+                assert side["model"] == m and "provenance" in side
+            bench = json.loads((r / "bench" / "local" / m / v / "ort-int8.json").read_text())
+            assert bench["accuracy"] is not None
+        assert (r / "quantize" / m / "baseline" / "qat_sweep.csv").exists()
+        assert list((r / "retrain" / "local" / m).glob("pytorch-*.json"))
+    # unsafe groups stay unpruned and are listed in the recipe
+    recipe = yaml.safe_load((r / "recipes" / mnv3 / "pruned.yaml").read_text())
+    assert recipe["unpruned"] and not set(recipe["unpruned"]) & set(recipe["ratios"])
+    assert yaml.safe_load((r / "recipes" / "facnet" / "pruned.yaml").read_text())["unpruned"] == {"left.0": "concat"}
+    assert (r / "sensitivity" / mnv3 / "sensitivity.csv").exists() and not (r / "sensitivity" / shuffle).exists()
+    # the ONNX entry: imported, int8 calibrated on the data, benchmarked; nothing that needs PyTorch
+    side = json.loads((r / "deploy" / "exported" / "baseline" / "ort-int8.onnx.json").read_text())
+    assert side["input"]["name"] == "images" and side["calibration_images"] == 64
+    assert (r / "bench" / "local" / "exported" / "baseline" / "ort-int8.json").exists()
+    assert not (r / "models" / "exported").exists() and not (r / "retrain" / "local" / "exported").exists()
+    assert not list((r / "deploy" / "exported").rglob("*.tflite"))
+    html = (r / "report" / "index.html").read_text()
+    assert "Notes on the models" in html and "deploy-only ONNX model" in html
+    results = (r / "report" / "results.csv").read_text()
+    assert all(m in results for m in (mnv3, shuffle, "facnet", "exported"))
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("torchvision:mobilenet_v9", "torchvision:mobilenet_v9: not a torchvision classification model"),
+        ({"name": "mine", "factory": "factory_net.py:not_a_module"}, "returned str, not a torch.nn.Module"),
+        ({"name": "mine", "factory": "no_such_file.py:build"}, "no_such_file.py not found"),
+        ({"name": "r", "model": "resnet56", "weights": "r20.pt"}, "r20.pt: does not fit the model: key"),
+        ({"name": "two", "onnx": "two.onnx"}, "needs exactly one input (an image batch), has 2"),
+    ],
+)
+def test_bad_models_stop_the_workflow_before_the_dag(tmp_path: Path, entry: object, words: str) -> None:
+    from workflow_fixtures import TINY, run_snakemake
+
+    (tmp_path / "factory_net.py").write_text(FACTORY_FILE.read_text())
+    torch.save(create_model("resnet20", 10, 3).state_dict(), tmp_path / "r20.pt")
+    export(TwoInputs(), tmp_path / "two.onnx", ["a", "b"], (1, 4))
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"models": [entry]}))
+    proc = run_snakemake(tmp_path, "--configfile", str(TINY), str(tmp_path / "bad.yaml"), "--dry-run", timeout=300)
+    assert proc.returncode != 0
+    line = [x for x in proc.stderr.splitlines() if x.startswith("edgeopt:")]
+    assert len(line) == 1 and words in line[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()

@@ -60,8 +60,8 @@ def model_capabilities(
     cache_dir: str | Path = CACHE_DIR,
 ) -> dict[str, Any]:
     """structured / residual / width / torch flags (and notes) of one `models:` entry, cached on disk."""
-    if spec.kind == "builtin":
-        return {**BUILTIN_CAPABILITIES[spec.arch], "torch": True, "notes": []}
+    if spec.kind == "builtin" and not spec.weights:
+        return _builtin(spec)
     key = cache_key(spec, image_size, in_channels, base)
     path = resolve_path(str(Path(cache_dir) / f"{spec.name}.json"), base)
     try:
@@ -76,6 +76,10 @@ def model_capabilities(
     except OSError:
         pass
     return caps
+
+
+def _builtin(spec: ModelSpec) -> dict[str, Any]:
+    return {**BUILTIN_CAPABILITIES[spec.arch], "torch": True, "notes": []}
 
 
 def probe(spec: ModelSpec, image_size: int, in_channels: int, base: str | Path | None = None) -> dict[str, Any]:
@@ -102,6 +106,10 @@ def probe_torch(spec: ModelSpec, image_size: int, in_channels: int, base: str | 
     if spec.kind == "factory":
         register_factory(spec.name, factory_ref(spec, base), spec.options)
     options = {} if spec.kind == "factory" else dict(spec.options)
+    if spec.kind == "builtin":  # described statically; only its weights file is checked
+        model = create_model(spec.arch, 10, in_channels, **options)
+        load_weights(model, resolve_path(str(spec.weights), base), shapes=False)
+        return _builtin(spec)
     classes = 10  # the data's class count is not known before preparation; shapes are checked in training
     model = create_model(spec.arch, classes, in_channels, **options).eval()
     if spec.weights:

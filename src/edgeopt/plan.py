@@ -644,6 +644,15 @@ def report_figures(config: dict[str, Any]) -> list[str]:
     return out
 
 
+def report_params_json(config: dict[str, Any]) -> str:
+    """make_report's params: the `report` section, plus the notes on what models skipped (when any)."""
+    section = dict(config.get("report") or {})
+    notes = model_notes(config)
+    if notes:
+        section["notes"] = notes
+    return json.dumps(section, sort_keys=True, separators=(",", ":"))
+
+
 def report_table_path(name: str, ext: str = "csv") -> str:
     return f"{REPORT_DIR}/{name}.{ext}"
 
