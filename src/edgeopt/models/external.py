@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import sys
@@ -115,15 +114,6 @@ def build_factory(name: str, num_classes: int, in_channels: int, options: dict[s
     except Exception as exc:  # noqa: BLE001 - user code
         raise EdgeoptError(f"{where}: failed ({type(exc).__name__}: {_first_line(exc)})") from None
     return _checked(model, where)
-
-
-def accepts(fn: Callable[..., Any], arg: str) -> bool:
-    """Whether `fn` takes keyword `arg` (named, or through **kwargs that reach a constructor taking it)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return arg in params
 
 
 def torchvision_names() -> list[str]:
