@@ -216,6 +216,14 @@ def test_concat_groups_of_a_factory_model_are_left_unpruned() -> None:
     assert unprunable_groups(model, 32, 3, 10) == {"left.0": "concat"}
 
 
+def test_grouped_convolution_groups_are_left_unpruned() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.Conv2d(16, 32, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    assert unprunable_groups(model, 16, 3, 10) == {"0": "grouped convolution", "3": "grouped convolution"}
+    assert [g.name for g in list_groups(model, 16, 3, 10)] == ["6"]
+
+
 def test_capabilities_are_cached_until_the_entry_or_its_files_change(tmp_path: Path) -> None:
     weights = tmp_path / "w.pt"
     torch.save(create_model("torchvision:squeezenet1_1", 10, 3).state_dict(), weights)
