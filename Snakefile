@@ -22,6 +22,14 @@ except EdgeoptError as exc:
     raise SystemExit(f"edgeopt: {exc}")
 validate(config, str(SCHEMA_PATH))
 
+from edgeopt import plan as _plan
+
+try:  # models from outside the registry are built and checked once (then cached); what they skip is said here
+    for _note in _plan.model_notes(config):
+        print(f"edgeopt: {_note}", file=sys.stderr)
+except EdgeoptError as exc:
+    raise SystemExit(f"edgeopt: {exc}")
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
@@ -30,6 +38,7 @@ include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/convert.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("edgeopt.quantize.cli", "int8 post-training quantization (ORT QDQ, LiteRT) and QAT at 2..8 bits"),
     # -- issue 5: conversion (add this stage's commands below this line)
     "convert": ("edgeopt.convert.cli", "convert a model variant to a deployable format and check it against PyTorch"),
+    "onnx-model": ("edgeopt.convert.onnx_model", "import, optimize or int8-quantize a model given only as ONNX"),
     # -- issue 6: devices + benchmarks (add this stage's commands below this line)
     "check-device": ("edgeopt.devices.cli", "check devices for everything the planned jobs need there"),
     "device": ("edgeopt.devices.device_cli", "provision a board over SSH (setup NAME) or check it (check)"),

@@ -69,6 +69,9 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
 
 def _check_across_keys(config: dict[str, Any]) -> None:
     """Rules a JSON schema states poorly: caught here so a bad config fails before any training."""
+    from edgeopt.model_entries import model_specs
+
+    model_specs(config)  # each `models:` entry parses (names, one way in, safe folder names)
     prune = config.get("prune") or {}
     if (prune.get("schedule") or {}).get("steps", 1) > 1 and (prune.get("regularize") or {}).get("epochs", 0) > 0:
         raise EdgeoptError("config: prune.regularize: cannot be combined with prune.schedule.steps > 1 (choose one)")
@@ -102,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     for f in args.configfile:
         merged = deep_merge(merged, read_config_file(f))
     check_config(merged)
+    from edgeopt import plan
+
+    for note in plan.model_notes(merged):  # builds and checks every model from outside the registry
+        print(note)
     print("config OK")
     return 0
 

@@ -19,11 +19,95 @@ def data_dir(config: dict[str, Any]) -> str:
 
 
 def model_names(config: dict[str, Any]) -> list[str]:
-    return list(config["models"])
+    """Results names of the `models:` entries (edgeopt.model_entries)."""
+    from edgeopt.model_entries import model_specs
+
+    return list(model_specs(config))
 
 
 def model_options(config: dict[str, Any], model: str) -> dict[str, Any]:
     return dict(config.get("model_options", {}).get(model) or {})
+
+
+# ---------------------------------------------------------------- models from outside the registry
+def model_spec(config: dict[str, Any], model: str):  # type: ignore[no-untyped-def]
+    from edgeopt.model_entries import model_specs
+
+    return model_specs(config)[model]
+
+
+def model_capabilities(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """What `model` can go through (structured/residual/width/torch), from edgeopt.model_capabilities'
+    cache: torch is imported only when an entry is new or edited."""
+    from edgeopt.model_capabilities import model_capabilities as caps
+
+    ds = config.get("dataset") or {}
+    return caps(model_spec(config, model), int(ds.get("image_size", 32)), int(ds.get("channels", 3)))
+
+
+def has_torch_model(config: dict[str, Any], model: str) -> bool:
+    """False for a deploy-only ONNX entry: the stages that need the PyTorch model skip it."""
+    return not model_spec(config, model).deploy_only
+
+
+def torch_model_names(config: dict[str, Any]) -> list[str]:
+    return [m for m in model_names(config) if has_torch_model(config, m)]
+
+
+def onnx_model_regex(config: dict[str, Any]) -> str:
+    """Wildcard constraint matching the deploy-only ONNX entries' names (nothing when there are none)."""
+    import re
+
+    names = [m for m in model_names(config) if not has_torch_model(config, m)]
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+#: formats built from an ONNX file alone (deploy-only entries get these and TensorRT, built on the device)
+ONNX_ONLY_FORMATS = ("ort-fp32", "ort-int8")
+
+
+def model_formats(config: dict[str, Any], model: str, formats: list[str]) -> list[str]:
+    """`formats` this model can be built in: all, or for an ONNX entry those made from the ONNX file."""
+    if has_torch_model(config, model):
+        return formats
+    return [f for f in formats if f in ONNX_ONLY_FORMATS]
+
+
+def model_notes(config: dict[str, Any]) -> list[str]:
+    """One line per variant or stage a model skips (printed by the Snakefile, shown in the report)."""
+    return [n for m in model_names(config) for n in model_capabilities(config, m).get("notes", [])]
+
+
+def model_params_json(config: dict[str, Any], model: str) -> str:
+    """train_baseline's model params: `model_options` for a built-in model; for others also how to build it
+    (arch, options) and the weights file it starts from."""
+    spec = model_spec(config, model)
+    params = model_options(config, model)
+    if spec.kind != "builtin" or spec.weights:
+        params = {**params, **spec.options, "arch": spec.arch}
+        if spec.weights:
+            from edgeopt.model_entries import resolve_path
+
+            params["weights"] = str(resolve_path(spec.weights))
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+def weights_input(config: dict[str, Any], model: str) -> list[str]:
+    """The weights file a baseline starts from (a rule input, so a new file retrains), if any."""
+    spec = model_spec(config, model)
+    return [spec.weights] if spec.weights else []
+
+
+def onnx_source(config: dict[str, Any], model: str) -> str:
+    """The user's ONNX file of a deploy-only entry."""
+    spec = model_spec(config, model)
+    assert spec.onnx is not None
+    return spec.onnx
+
+
+def torch_model_input(config: dict[str, Any], model: str, variant: str) -> dict[str, str]:
+    """{"model": model.pt} for a PyTorch model; nothing for an ONNX entry (its rules start from model.onnx)."""
+    return {"model": f"{RESULTS}/models/{model}/{variant}/model.pt"} if has_torch_model(config, model) else {}
 
 
 def section_json(config: dict[str, Any], *keys: str) -> str:
@@ -40,7 +124,14 @@ def data_targets(config: dict[str, Any]) -> list[str]:
 
 
 def baseline_targets(config: dict[str, Any]) -> list[str]:
-    return [f"{RESULTS}/models/{m}/baseline/metrics.json" for m in model_names(config)]
+    """Trained baselines; for a deploy-only ONNX entry its imported model.onnx and sidecar."""
+    out = []
+    for m in model_names(config):
+        if has_torch_model(config, m):
+            out.append(f"{RESULTS}/models/{m}/baseline/metrics.json")
+        else:
+            out += [onnx_path(m, "baseline"), onnx_path(m, "baseline") + ".json"]
+    return out
 
 
 def all_targets(config: dict[str, Any]) -> list[str]:
@@ -61,10 +152,6 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     if not _PLANNING_REPORT_INPUTS.get():
         targets += report_targets(config)
     return targets
-
-
-def model_options_json(config: dict[str, Any], model: str) -> str:
-    return json.dumps(model_options(config, model), sort_keys=True, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- variants and deployable formats
@@ -103,9 +190,6 @@ def deploy_path(model: str, variant: str, fmt: str) -> str:
 # (this stage's planning functions go below this line)
 #: pruned variants made from a recipe (results/recipes/<model>/<variant>.yaml)
 RECIPE_VARIANTS = ("pruned", "zeropad", "sparse")
-#: models with residual blocks (zero-padding applies) and with a width multiplier
-ZEROPAD_MODELS = ("resnet20", "resnet56", "resnet18", "mobilenetv2")
-WIDTH_MODELS = ("resnet20", "resnet56", "vgg16", "mobilenetv2")
 
 
 def prune_section(config: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +210,7 @@ def sensitivity_json(config: dict[str, Any]) -> str:
 def width_mult(config: dict[str, Any], model: str) -> float | None:
     """The width multiplier of the `width<mult>` variant: `prune.width.mult`, or computed to match the target."""
     p = prune_section(config)
-    if "width" not in p.get("variants", []) or model not in WIDTH_MODELS:
+    if "width" not in p.get("variants", []) or not model_capabilities(config, model)["width"]:
         return None
     explicit = (p.get("width") or {}).get("mult")
     if explicit:
@@ -147,7 +231,9 @@ def width_mult(config: dict[str, Any], model: str) -> float | None:
 def pruning_variants(config: dict[str, Any], model: str) -> list[str]:
     """Variants pruning adds for `model`, each only when listed in `prune.variants`."""
     wanted = prune_section(config).get("variants", [])
-    out = [v for v in RECIPE_VARIANTS if v in wanted and (v != "zeropad" or model in ZEROPAD_MODELS)]
+    caps = model_capabilities(config, model)
+    can = {"pruned": caps["structured"], "zeropad": caps["residual"], "sparse": caps["torch"]}
+    out = [v for v in RECIPE_VARIANTS if v in wanted and can[v]]
     mult = width_mult(config, model)
     if mult is not None:
         from edgeopt.prune.width_cache import variant_name
@@ -225,7 +311,9 @@ def prune_targets(config: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for m in model_names(config):
         variants = pruning_variants(config, m)
-        if ("pruned" in variants and plans_from_table(config)) or (config.get("sensitivity") or {}).get("enabled", True):
+        if not model_capabilities(config, m)["structured"]:
+            pass  # no group to measure: no sensitivity table
+        elif ("pruned" in variants and plans_from_table(config)) or (config.get("sensitivity") or {}).get("enabled", True):
             out += sensitivity_paths(m)
         for v in variants:
             if v in RECIPE_VARIANTS:
@@ -254,7 +342,7 @@ def quantize_targets(config: dict[str, Any]) -> list[str]:
     out = []
     for m in model_names(config):
         for v in model_variants(config, m):
-            for f in quantize_formats(config):
+            for f in model_formats(config, m, quantize_formats(config)):
                 out += [deploy_path(m, v, f), deploy_path(m, v, f) + ".json"]
     return out
 
@@ -281,7 +369,7 @@ def qat_pairs(config: dict[str, Any]) -> list[str]:
 def qat_variants(config: dict[str, Any], model: str) -> list[str]:
     """Variants QAT starts from (`quantize.qat.variants` that exist for this model)."""
     qat = quantize_section(config).get("qat") or {}
-    if not qat.get("enabled", True):
+    if not qat.get("enabled", True) or not has_torch_model(config, model):
         return []
     return [v for v in qat.get("variants", ["baseline"]) if v in model_variants(config, model)]
 
@@ -336,7 +424,8 @@ def convert_targets(config: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for model in model_names(config):
         for variant in model_variants(config, model):
-            paths = [onnx_path(model, variant)] + [deploy_path(model, variant, f) for f in owned]
+            fmts = model_formats(config, model, owned)
+            paths = [onnx_path(model, variant)] + [deploy_path(model, variant, f) for f in fmts]
             out += [p for path in paths for p in (path, path + ".json")]
     return out
 
@@ -502,7 +591,7 @@ def retrain_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return [
         (dev, m, fw, s.name)
         for dev in sec.get("devices", ["local"])
-        for m in model_names(config)
+        for m in torch_model_names(config)
         for fw in frameworks
         for s in settings.values()
         if supports(fw, s)
@@ -566,6 +655,15 @@ def report_figures(config: dict[str, Any]) -> list[str]:
         if prefix is None or any(t.startswith(prefix) for t in inputs):
             out.append(fig)
     return out
+
+
+def report_params_json(config: dict[str, Any]) -> str:
+    """make_report's params: the `report` section, plus the notes on what models skipped (when any)."""
+    section = dict(config.get("report") or {})
+    notes = model_notes(config)
+    if notes:
+        section["notes"] = notes
+    return json.dumps(section, sort_keys=True, separators=(",", ":"))
 
 
 def report_table_path(name: str, ext: str = "csv") -> str:

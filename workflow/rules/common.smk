@@ -9,11 +9,14 @@ from snakemake.settings.types import DeploymentMethod
 
 from edgeopt import jobguard, plan
 from edgeopt.jobshell import shell_prefix
+from edgeopt.model_entries import FACTORIES_ENV, factories_json
 
 _in_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 _prefix = shell_prefix(
     sys.executable, Path(workflow.basedir) / "src", in_conda_env=_in_conda
 )
+# the config's factory models, so every job can build (and load) them by name
+_prefix += f"export {FACTORIES_ENV}={shlex.quote(factories_json(config))}; "
 # Snakemake formats the prefix like a shell command: braces are doubled to stay literal.
 shell.prefix(_prefix.replace("{", "{{").replace("}", "}}"))
 
@@ -25,6 +28,7 @@ DATA = plan.data_dir(config)
 for _name, _limit in plan.device_resource_limits(config).items():
     if _name not in workflow.global_resources:
         workflow.global_resources[_name] = _limit
+
 
 onstart:
     jobguard.forward_stop_signals()  # SIGINT/SIGTERM stop running jobs, not only the scheduling

@@ -166,7 +166,7 @@ rule make_report:
     conda:
         "../../envs/edgeopt.yaml"
     params:
-        cfg=plan.section_json(config, "report"),
+        cfg=plan.report_params_json(config),
         tables=lambda w, input: Path(input[0]).parent,
     shell:
         "python -m edgeopt report --tables {params.tables:q} --figures {input.figures:q}"

@@ -4,6 +4,7 @@ rule train_baseline:
         val=f"{DATA}/val.npz",
         test=f"{DATA}/test.npz",
         meta=f"{DATA}/meta.json",
+        weights=lambda w: plan.weights_input(config, w.model),
     output:
         model="results/models/{model}/baseline/model.pt",
         metrics="results/models/{model}/baseline/metrics.json",
@@ -18,7 +19,7 @@ rule train_baseline:
         gpu=1,
     params:
         cfg=plan.section_json(config, "train"),
-        model_cfg=lambda w: plan.model_options_json(config, w.model),
+        model_cfg=lambda w: plan.model_params_json(config, w.model),
         data=lambda w, input: Path(input.meta).parent,
         checkpoint=lambda w, output: Path(output.model).with_name("checkpoint.pt"),
     shell:

@@ -28,6 +28,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     path = Path(path)
     if not path.exists():
         raise EdgeoptError(f"{path}: model file missing")
+    from edgeopt.models.external import register_env_factories
+
+    register_env_factories()  # a factory model's classes live in the user's file: import it first
     try:
         blob = torch.load(path, map_location=device, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file

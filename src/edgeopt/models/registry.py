@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -25,22 +26,41 @@ def register_model(name: str) -> Callable[[ModelFn], ModelFn]:
 
 
 def list_models() -> list[str]:
-    """Names accepted by `create_model`."""
+    """Built-in names accepted by `create_model` (plus `torchvision:<name>`, `timm:<name>` and registered
+    factory models, see `edgeopt.models.external`)."""
     return sorted(_REGISTRY)
 
 
 def create_model(
-    name: str, num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0
+    name: str, num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0, **options: Any
 ) -> nn.Module:
-    """Build a registered model; unknown names and bad arguments raise a one-line `EdgeoptError`."""
-    if name not in _REGISTRY:
-        raise EdgeoptError(f"model: unknown model {name!r} (known: {', '.join(list_models())})")
+    """Build a model by name: a built-in one, `torchvision:<ctor>`, `timm:<ctor>` or a registered factory.
+
+    Unknown names and bad arguments raise a one-line `EdgeoptError`. `width_mult` other than 1 goes to
+    the constructor as an option (built-in models scale by it; others only when they accept it).
+    """
+    from edgeopt.models import external
+
     if num_classes < 2:
         raise EdgeoptError(f"model {name}: num_classes must be >= 2, got {num_classes}")
     if in_channels not in (1, 3):
         raise EdgeoptError(f"model {name}: in_channels must be 1 or 3, got {in_channels}")
     if not 0 < width_mult <= 4:
         raise EdgeoptError(f"model {name}: width_mult must be in (0, 4], got {width_mult}")
+    if width_mult != 1.0 and name not in _REGISTRY:
+        options = {**options, "width_mult": width_mult}
+    prefix, _, ctor = name.partition(":")
+    if ctor and prefix == "torchvision":
+        return external.build_torchvision(ctor, num_classes, in_channels, options)
+    if ctor and prefix == "timm":
+        return external.build_timm(ctor, num_classes, in_channels, options)
+    if name in external.factory_names():
+        return external.build_factory(name, num_classes, in_channels, options)
+    if name not in _REGISTRY:
+        raise EdgeoptError(f"model: unknown model {name!r} (known: {', '.join(list_models())}, torchvision:<name>, "
+                           "timm:<name>, or a factory named in the config)")
+    if options:
+        raise EdgeoptError(f"model {name}: unknown options {sorted(options)} (built-in models take width_mult)")
     return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, width_mult=width_mult)
 
 

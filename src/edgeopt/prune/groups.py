@@ -51,14 +51,44 @@ def build_graph(model: nn.Module, image_size: int, in_channels: int) -> tp.Depen
     example = torch.zeros(1, in_channels, image_size, image_size, device=next(model.parameters()).device)
     was_training = model.training
     model.eval()
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    model.train(was_training)
+    try:
+        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    except Exception as exc:  # noqa: BLE001 - tracing failures of arbitrary user models
+        line = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise EdgeoptError(f"prune: torch-pruning's DepGraph cannot trace this model ({type(exc).__name__}: "
+                           f"{line}); it has no structurally prunable groups") from None
+    finally:
+        model.train(was_training)
     return dg
 
 
+def unsafe_reason(group: tp.Group) -> str | None:
+    """Why DepGraph's pruning of `group` is not trusted, or None.
+
+    The group's dependency chain is read, not the model's class names: a concat or split (its channel
+    offsets shift as channels go; channel shuffle splits and re-interleaves), a channel-wise multiply (the
+    gate of a squeeze-excitation block rescales channels by a second path) or a grouped, non-depthwise
+    convolution (channels must go in whole groups). Residual adds and depthwise convolutions couple
+    channels one to one, which DepGraph handles exactly, so those groups stay prunable.
+    """
+    for dep, _ in group:
+        mod = dep.target.module
+        kind = type(mod).__name__
+        if kind == "_ConcatOp":
+            return "concat"
+        if kind in ("_SplitOp", "_UnbindOp"):
+            return "split (channel shuffle / chunk)"
+        if kind == "_ElementWiseOp" and "Mul" in str(getattr(mod, "_grad_fn", "")):
+            return "channel-wise multiply (squeeze-excitation gate)"
+        if isinstance(mod, nn.Conv2d) and 1 < mod.groups != mod.in_channels:
+            return "grouped convolution"
+    return None
+
+
 def _iter_groups(
-    model: nn.Module, dg: tp.DependencyGraph, ignored: list[nn.Module]
+    model: nn.Module, dg: tp.DependencyGraph, ignored: list[nn.Module], unsafe: bool = False
 ) -> Iterator[tuple[str, nn.Module, list[str], tp.Group]]:
+    """Prunable groups (name, root, members, group); with `unsafe`, only the ones `unsafe_reason` rejects."""
     order = {m: i for i, (_, m) in enumerate(model.named_modules())}
     names = {m: n for n, m in model.named_modules()}
     for group in dg.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]):
@@ -68,10 +98,20 @@ def _iter_groups(
             if dg.is_out_channel_pruning_fn(dep.handler) and isinstance(dep.target.module, (nn.Conv2d, nn.Linear))
         ]
         members = sorted(set(members), key=lambda m: order.get(m, 1 << 30))
-        if not members:
+        if not members or (unsafe_reason(group) is not None) != unsafe:
             continue
         root = group[0].dep.target.module
         yield names[members[0]], root, [names[m] for m in members], group
+
+
+def unprunable_groups(
+    model: nn.Module, image_size: int, in_channels: int, num_classes: int | None = None,
+    ignore: list[str] | None = None,
+) -> dict[str, str]:
+    """Groups left unpruned because DepGraph cannot prune them safely: name -> reason (see `unsafe_reason`)."""
+    ignored = classifier_layers(model, num_classes) + _modules_named(model, ignore or [])
+    dg = build_graph(model, image_size, in_channels)
+    return {name: str(unsafe_reason(group)) for name, _, _, group in _iter_groups(model, dg, ignored, unsafe=True)}
 
 
 def list_groups(

@@ -26,7 +26,7 @@ import torch
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.prune.common import count, load_for_pruning
-from edgeopt.prune.groups import channel_importance, list_groups, prune_structured
+from edgeopt.prune.groups import channel_importance, list_groups, prune_structured, unprunable_groups
 from edgeopt.prune.latency_probe import SpeedupProbe
 from edgeopt.prune.pruners import check_cut_plan
 from edgeopt.prune.recipe import RECIPE_VERSION, save_recipe
@@ -283,6 +283,11 @@ def plan_zeropad(model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, An
     return inner, {b: ratio for b in blocks}
 
 
+def _unpruned(model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, Any]) -> dict[str, str]:
+    """Groups the plan leaves alone because DepGraph cannot prune them safely (recorded in the recipe)."""
+    return unprunable_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), cfg.get("ignore"))
+
+
 def plan_pruning(
     variant: str,
     model_path: str | Path,
@@ -333,6 +338,7 @@ def plan_pruning(
             "target": dict(cfg.get("target") or {}),
             "planned": {"sensitivity": str(sensitivity_csv) if sensitivity_csv is not None else None, **summary},
             "ratios": dict(sorted(ratios.items())),
+            "unpruned": _unpruned(model, meta, cfg),
             "schedule": {"steps": steps, "epochs_per_step": epochs_per_step},
             "regularize": {"epochs": reg_epochs, "shrink": shrink, "ramp": ramp},
             "finetune": finetune,
@@ -340,7 +346,8 @@ def plan_pruning(
     elif variant == "zeropad":
         inner, blocks = plan_zeropad(model, meta, cfg)
         recipe = {**common, "pruner": "zeropad", "importance": cfg.get("importance", "l2"), "round_to": round_to,
-                  "ignore": list(cfg.get("ignore") or []), "ratios": inner, "blocks": blocks, "finetune": finetune}
+                  "ignore": list(cfg.get("ignore") or []), "ratios": inner, "blocks": blocks, "unpruned": _unpruned(model, meta, cfg),
+                  "finetune": finetune}
     else:
         sp = dict(cfg.get("sparse") or {})
         recipe = {

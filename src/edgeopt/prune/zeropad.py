@@ -61,11 +61,15 @@ def _basic_block(block: nn.Module) -> tuple[nn.Module, str, str] | None:
 
 @register_block("InvertedResidual")
 def _inverted_residual(block: nn.Module) -> tuple[nn.Module, str, str] | None:
-    """torchvision MobileNetV2: `x + conv(x)` when `use_res_connect`; `conv` ends with project conv + BN."""
+    """torchvision MobileNetV2 (`x + conv(x)`, `conv` ends with project conv + BN) and MobileNetV3 (`x + block(x)`,
+    `block` ends with a Conv2dNormActivation of project conv + BN, no activation), when `use_res_connect`."""
     seq = getattr(block, "conv", None)
+    if seq is None:
+        inner = getattr(block, "block", None)
+        seq = inner[-1] if isinstance(inner, nn.Sequential) and len(inner) else None
     if not getattr(block, "use_res_connect", False) or not isinstance(seq, nn.Sequential) or len(seq) < 2:
         return None
-    if isinstance(seq[-2], nn.Conv2d) and isinstance(seq[-1], nn.BatchNorm2d):
+    if isinstance(seq[-2], nn.Conv2d) and isinstance(seq[-1], nn.BatchNorm2d) and seq[-2].groups == 1:
         return seq, str(len(seq) - 2), str(len(seq) - 1)
     return None
 

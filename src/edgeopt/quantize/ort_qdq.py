@@ -67,8 +67,11 @@ class _Batches:
         raise NotImplementedError
 
 
-def quantize_onnx_file(src: Path, out: Path, calib: np.ndarray, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Static QDQ quantization of an fp32 ONNX file (also used for QAT-free comparisons in benchmarks)."""
+def quantize_onnx_file(
+    src: Path, out: Path, calib: np.ndarray, cfg: dict[str, Any], input_name: str = "input"
+) -> dict[str, Any]:
+    """Static QDQ quantization of an fp32 ONNX file (also used for QAT-free comparisons in benchmarks and for
+    models imported as ONNX, whose input is named `input_name`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -92,7 +95,7 @@ def quantize_onnx_file(src: Path, out: Path, calib: np.ndarray, cfg: dict[str, A
             quantize_static(
                 str(pre),
                 str(dst),
-                _Batches(calib, "input", int(cfg.get("calib_batch_size", 64))),
+                _Batches(calib, input_name, int(cfg.get("calib_batch_size", 64))),
                 quant_format=QuantFormat.QDQ,
                 per_channel=bool(cfg.get("per_channel", True)),
                 activation_type=qtype[act],

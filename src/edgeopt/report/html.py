@@ -142,6 +142,9 @@ def render(
             f'<img alt="{html.escape(TITLES.get(name, name))}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(caption(name))}</figcaption></figure>"
         )
+    if cfg.get("notes"):  # what models skipped (a variant or stage they cannot take), said by the planner
+        parts.append('<h2 id="notes">Notes on the models</h2><ul class="meta">'
+                     + "".join(f"<li>{html.escape(str(n))}</li>" for n in cfg["notes"]) + "</ul>")
     parts.append('<h2 id="table">Results table</h2>')
     parts.append(
         '<p class="meta">One row per model variant × format × device × batch size; rows without a device are '

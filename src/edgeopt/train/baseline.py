@@ -10,7 +10,7 @@ import torch
 from edgeopt.atomic import write_json
 from edgeopt.data import load_meta, load_split
 from edgeopt.data.sources import file_digest
-from edgeopt.models import create_model, model_stats, save_model
+from edgeopt.models import create_model, load_weights, model_stats, save_model
 from edgeopt.provenance import provenance
 from edgeopt.train.device_data import DeviceData
 from edgeopt.train.loop import (
@@ -35,6 +35,13 @@ def load_device_splits(
     return meta, splits
 
 
+def model_build(model_name: str, model_cfg: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """(arch, constructor options, weights file) from train_baseline's model params: a built-in model's
+    options, or for a model from outside the registry also its `arch` and starting `weights`."""
+    options = dict(model_cfg)
+    return str(options.pop("arch", model_name)), options, options.pop("weights", None)
+
+
 def train_baseline(
     model_name: str,
     data_dir: str | Path,
@@ -54,14 +61,19 @@ def train_baseline(
     # what is trained on what: a checkpoint resumes only for the same architecture, width and data cache
     settings.extra = {**settings.extra, "model": model_name, "model_cfg": model_cfg,
                       "data": file_digest(Path(data_dir) / "meta.json", "sha256")}
-    width = float(model_cfg.get("width_mult", 1.0))
-    model = create_model(model_name, meta["num_classes"], meta["channels"], width)
+    arch, options, weights = model_build(model_name, model_cfg)
+    width = float(options.pop("width_mult", 1.0))
+    model = create_model(arch, meta["num_classes"], meta["channels"], width, **options)
+    if weights:  # trained elsewhere: fine-tuned for train.epochs (0: evaluated and carried on as it is)
+        load_weights(model, weights)
     stats = model_stats(model, meta["image_size"], meta["channels"])
     result = fit(model, data["train"], data["val"], settings, checkpoint, desc=f"{model_name}/{variant}")
     amp = autocast_dtype(settings.precision, device)
     test = evaluate(model, data["test"], settings.eval_batch_size, amp)
     model_meta = {
-        "arch": model_name,
+        "arch": arch,
+        "options": options,
+        "weights": weights,
         "variant": variant,
         "num_classes": meta["num_classes"],
         "in_channels": meta["channels"],
