@@ -16,7 +16,9 @@ import yaml
 
 from edgeopt.errors import EdgeoptError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+#: the checkout (the folder holding Snakefile, config/ and workflow/); relative config paths fall back to it
+CHECKOUT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = CHECKOUT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
