@@ -32,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("edgeopt.convert.cli", "convert a model variant to a deployable format and check it against PyTorch"),
     # -- issue 6: devices + benchmarks (add this stage's commands below this line)
     "check-device": ("edgeopt.devices.cli", "connect to devices and list their Python and runtimes"),
-    "bench": ("edgeopt.bench.run", "benchmark one deployable model on one device (bench_model rule)"),
+    "bench-model": ("edgeopt.bench.run", "benchmark one deployable model on one device (bench_model rule)"),
+    "bench": ("edgeopt.bench.file", "benchmark a model file you bring (.onnx, .tflite) on a device"),
     # -- issue 7: on-device retraining (add this stage's commands below this line)
     "retrain": ("edgeopt.retrain.cli", "fine-tune a model on a device and measure the cost"),
     "setup-ort-training": ("edgeopt.retrain.ort_env", "create the separate onnxruntime-training venv"),
