@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 from edgeopt.train.loop import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR_JPEG_TAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+#: the full CIFAR-10 JPEG set: $EDGEOPT_CIFAR_JPEG, else ../shared/datasets beside the checkout
+CIFAR_JPEG_TAR = Path(os.environ.get("EDGEOPT_CIFAR_JPEG") or ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz")
 
 
 def line_buffered_stdout() -> None:
@@ -66,7 +68,7 @@ def add_reuse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", help="a trained model.pt (metrics.json beside it) instead of training one")
     p.add_argument(
         "--tar", type=Path, default=CIFAR_JPEG_TAR,
-        help="the JPEG CIFAR-10 tarball the subset is prepared from (default: ../shared/datasets beside the checkout)",
+        help="the JPEG CIFAR-10 tarball the subset is prepared from (default: $EDGEOPT_CIFAR_JPEG, else ../shared/datasets beside the checkout)",
     )
     p.add_argument(
         "--device", default="cpu", help="where training, fine-tuning and evaluation run: cpu|cuda|auto"

@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="extra config files after config/tiny.yaml (e.g. a dataset path)",
     )
-    ap.add_argument("--dataset", default=str(ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"))
+    ap.add_argument("--dataset", help="a dataset tarball instead of the tiny preset's shipped sample")
     args = ap.parse_args(argv)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="edgeopt-noop-"))
     workdir.mkdir(parents=True, exist_ok=True)
     local = workdir / "noop-local.yaml"
-    local.write_text(f"dataset:\n  path: {args.dataset}\n")
+    local.write_text(f"dataset:\n  path: {args.dataset}\n" if args.dataset else "{}\n")
     configs = [str(ROOT / "config" / "tiny.yaml"), str(local), *args.configfile]
 
     print(f"work dir {workdir}: building the tiny DAG (once)...", flush=True)

@@ -8,12 +8,9 @@ cd "$(dirname "$0")/.."
 workdir=${1:?usage: scripts/docs-images.sh WORKDIR-of-a-finished-tiny-run}
 python=${PYTHON:-.venv/bin/python}
 [ -x "$python" ] || python=python3
-local_cfg=$(mktemp --suffix=.yaml)
-trap 'rm -f "$local_cfg"' EXIT
-echo "dataset: {path: $(realpath ../shared/datasets/cifar10-jpeg.tar.gz)}" > "$local_cfg"
-"$python" -m snakemake -s Snakefile --directory "$workdir" --configfile config/tiny.yaml "$local_cfg" \
+"$python" -m snakemake -s Snakefile --directory "$workdir" --configfile config/tiny.yaml \
     --cores 1 --forceall --dag 2>/dev/null | dot -Tpng -Gdpi=50 > docs/dag.png
-"$python" -m snakemake -s Snakefile --directory "$workdir" --configfile config/tiny.yaml "$local_cfg" \
+"$python" -m snakemake -s Snakefile --directory "$workdir" --configfile config/tiny.yaml \
     --cores 1 --forceall --rulegraph 2>/dev/null | dot -Tpng -Gdpi=70 > docs/rulegraph.png
 profile=$(mktemp -d)
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \

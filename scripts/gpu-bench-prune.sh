@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
 stage=.whl
-shared_tar=../shared/datasets/cifar10-jpeg.tar.gz
+shared_tar=${EDGEOPT_CIFAR_JPEG:-../shared/datasets/cifar10-jpeg.tar.gz}   # the full CIFAR-10 JPEG set
 
 if [ "${1:-}" = "--stage" ]; then
     mkdir -p "$stage"

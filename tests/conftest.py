@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny real dataset cache (from the CIFAR-10 JPEG tarball) and a tiny trained model."""
+"""Shared fixtures: a tiny real dataset cache (from the CIFAR-10 sample in data/) and a tiny trained model.
+
+Tests that need the whole CIFAR-10 JPEG set ask for `cifar_tar`: $EDGEOPT_CIFAR_JPEG, else
+../shared/datasets/cifar10-jpeg.tar.gz beside the checkout (skipped when neither exists).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
-CIFAR_JPEG_TAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+CIFAR_JPEG_TAR = Path(
+    os.environ.get("EDGEOPT_CIFAR_JPEG") or ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+)
+SAMPLE_TAR = ROOT / "data" / "cifar10-sample.tar.gz"  # the tiny preset's dataset, in the repository
 
 #: fixture modules shared by stages' tests (each stage appends its own below its marker line)
 pytest_plugins: list[str] = [
@@ -35,13 +42,13 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(scope="session")
 def cifar_tar() -> Path:
     if not CIFAR_JPEG_TAR.exists():
-        pytest.skip(f"{CIFAR_JPEG_TAR} not found (CI and dev machines have it beside the checkout)")
+        pytest.skip(f"{CIFAR_JPEG_TAR} not found (set EDGEOPT_CIFAR_JPEG to the CIFAR-10 JPEG tarball)")
     return CIFAR_JPEG_TAR
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path) -> Path:
-    """A prepared cache: 10 classes, 40 train/class (36 train + 4 val), 10 test/class, 64 calib."""
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared cache of the shipped sample: 10 classes, 40 train/class (36 train + 4 val), 10 test/class, 64 calib."""
     from edgeopt.config import check_config
     from edgeopt.data.prepare import prepare
 
@@ -51,7 +58,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path) -> Path
             "dataset": {
                 "name": "cifar10-tiny",
                 "source": "tar",
-                "path": str(cifar_tar),
+                "path": str(SAMPLE_TAR),
                 "max_train_per_class": 40,
                 "max_test_per_class": 10,
                 "calib_size": 64,

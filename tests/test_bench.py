@@ -166,7 +166,7 @@ def test_rule_runs_per_device_and_a_down_device_fails_only_its_jobs(
     assert proc.returncode != 0
     assert (work / targets[0]).exists() and (work / targets[1]).exists(), proc.stderr[-3000:]
     assert not (work / targets[2]).exists()
-    down_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgeopt bench: error: device down")]
+    down_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgeopt bench-model: error: device down")]
     assert len(down_lines) == 1 and "unreachable" in down_lines[0] and "Connection refused" in down_lines[0]
     board = json.loads((work / targets[1]).read_text())
     assert board["device"] == "board" and board["accuracy"] >= 0

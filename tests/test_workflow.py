@@ -48,7 +48,7 @@ def test_tiny_preset_builds_every_target(tiny_run) -> None:
 
 
 @pytest.mark.slow
-def test_second_run_does_nothing(tiny_run, cifar_tar: Path) -> None:
+def test_second_run_does_nothing(tiny_run) -> None:
     workdir, first = tiny_run
     assert first.returncode == 0, first.stderr[-4000:]
     cfg = workdir / "tiny-local.yaml"

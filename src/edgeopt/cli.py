@@ -36,7 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # -- issue 6: devices + benchmarks (add this stage's commands below this line)
     "check-device": ("edgeopt.devices.cli", "check devices for everything the planned jobs need there"),
     "device": ("edgeopt.devices.device_cli", "provision a board over SSH (setup NAME) or check it (check)"),
-    "bench": ("edgeopt.bench.run", "benchmark one deployable model on one device (bench_model rule)"),
+    "bench-model": ("edgeopt.bench.run", "benchmark one deployable model on one device (bench_model rule)"),
+    "bench": ("edgeopt.bench.file", "benchmark a model file you bring (.onnx, .tflite) on a device"),
     # -- issue 7: on-device retraining (add this stage's commands below this line)
     "retrain": ("edgeopt.retrain.cli", "fine-tune a model on a device and measure the cost"),
     "setup-ort-training": ("edgeopt.retrain.ort_env", "create the separate onnxruntime-training venv"),

@@ -16,6 +16,8 @@ import yaml
 
 from edgeopt.errors import EdgeoptError
 
+#: the checkout (the folder holding Snakefile, config/ and workflow/); relative config paths fall back to it
+CHECKOUT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"  # package data: works installed
 
 

@@ -35,7 +35,7 @@ rule bench_model:
         device=lambda w: plan.device_json(config, w.device),
         data=lambda w, input: Path(input.meta).parent,
     shell:
-        "python -m edgeopt bench --device {wildcards.device:q} --device-params {params.device:q}"
+        "python -m edgeopt bench-model --device {wildcards.device:q} --device-params {params.device:q}"
         " --params {params.cfg:q} --model {wildcards.model:q} --variant {wildcards.variant:q}"
         " --format {wildcards.format:q} --model-file {input.model:q} --data {params.data:q}"
         " --out {output:q} > {log:q} 2>&1 || {{ tail -n 1 {log:q} >&2; exit 1; }}"

@@ -52,16 +52,24 @@ def read_sidecar(artifact: Path) -> dict[str, Any]:
 
 
 def harness_args(
-    params: dict[str, Any], dev: Device, fmt: str, model_file: Path, data: Path, meta: dict[str, Any]
+    params: dict[str, Any],
+    dev: Device,
+    runtime: str,
+    model_file: Path,
+    data: Path | None,
+    trt_precision: str | None = None,
+    input_shape: list[int] | None = None,
 ) -> list[Any]:
-    """The device-side harness command line (files as `File`, the result as `Output`)."""
-    runtime = plan.format_runtime(fmt)
+    """The device-side harness command line (files as `File`, the result as `Output`); without `data`
+    the harness times random inputs of the model's shape (or `input_shape`) and measures no accuracy."""
     threads = dev.config.threads if dev.config.threads is not None else int(params.get("threads", 0))
-    args: list[Any] = [
-        "--runtime", runtime,
-        "--model", File(model_file),
-        "--test", File(data / "test.npz"),
-        "--norm", json.dumps({"mean": meta["mean"], "std": meta["std"]}),
+    args: list[Any] = ["--runtime", runtime, "--model", File(model_file)]
+    if data is not None:
+        meta = json.loads((data / "meta.json").read_text())
+        args += ["--test", File(data / "test.npz"), "--norm", json.dumps({"mean": meta["mean"], "std": meta["std"]})]
+    if input_shape:
+        args += ["--input-shape", ",".join(map(str, input_shape))]
+    args += [
         "--batch-sizes", ",".join(str(b) for b in params.get("batch_sizes", [1])),
         "--warmup", str(params.get("warmup", 10)),
         "--runs", str(params.get("runs", 100)),
@@ -82,10 +90,10 @@ def harness_args(
             engines = str(
                 Path(os.path.expanduser("~")) / Path(os.path.expanduser(dev.config.workdir)) / "engines"
             )
-        args += ["--precision", plan.TRT_FORMATS[fmt], "--cache-dir", engines]
+        args += ["--precision", trt_precision or "fp32", "--cache-dir", engines]
         args += ["--trt-options", json.dumps(params.get("tensorrt") or {})]
         calibrate = plan.trt_int8_source({"convert": {"tensorrt": params.get("tensorrt")}}) == "calibrate"
-        if plan.TRT_FORMATS[fmt] == "int8" and calibrate:  # a QDQ model carries its scales
+        if trt_precision == "int8" and data is not None and calibrate:  # a QDQ model carries its scales
             args += ["--calib", File(data / "calib.npz")]
     return args
 
@@ -116,6 +124,41 @@ def fetch_engine(device: Device, result: dict[str, Any], local: str | Path) -> d
     return info
 
 
+def check_runtime(device: Device, runtime: str, what: str) -> None:
+    if runtime not in device.config.runtimes:
+        raise EdgeoptError(f"device {device.name}: {what} needs {runtime}, not in devices.{device.name}.runtimes")
+
+
+def measure(device: Device, params: dict[str, Any], harness: list[Any], model_file: Path) -> dict[str, Any]:
+    """Run the harness on `device` (holding its lock) and return its result with what the host knows:
+    transfer cost, the device's settings and provenance."""
+    timeout = float(device.config.timeout or params.get("timeout", 1800))
+    with device_lock(device.name) as waited, tempfile.TemporaryDirectory(prefix="edgeopt-bench-") as tmp:
+        res = device.run_module("edgeopt.harness.bench", harness, fetch_to=tmp, timeout=timeout)
+        if "result.json" not in res.outputs:
+            raise EdgeoptError(
+                f"device {device.name}: the harness wrote no result ({res.stderr.strip()[-200:]})"
+            )
+        result = json.loads(res.outputs["result.json"].read_text())
+    rec = {
+        "device": device.name,
+        "artifact": str(model_file),
+        "size_bytes": model_file.stat().st_size,
+        **result,
+        "transfer": {
+            "sent_files": [os.path.basename(s) for s in res.sent],
+            "sent_bytes": sum(os.path.getsize(s) for s in res.sent),
+            "job_seconds": res.seconds,
+            "lock_wait_seconds": waited,
+        },
+        "device_settings": device.config.to_dict(),
+        "provenance": provenance({"bench": params, "device": device.config.to_dict()}),
+    }
+    if isinstance(result.get("system"), dict):  # the harness's view of the machine it ran on
+        rec["provenance"]["device_side"] = device_side(result["system"], device.name)
+    return rec
+
+
 def bench_model(
     device: Device,
     params: dict[str, Any],
@@ -130,30 +173,15 @@ def bench_model(
     """Measure one artifact on one device and write `out` (results/bench/<device>/<model>/<variant>/<fmt>.json)."""
     model_file, data = Path(model_file), Path(data)
     runtime = plan.format_runtime(fmt)
-    if runtime not in device.config.runtimes:
-        raise EdgeoptError(
-            f"device {device.name}: format {fmt} needs {runtime}, not in devices.{device.name}.runtimes"
-        )
+    check_runtime(device, runtime, f"format {fmt}")
     for f in (model_file, data / "test.npz", data / "meta.json"):
         if not f.exists():
             raise EdgeoptError(f"{f}: missing")
-    meta = json.loads((data / "meta.json").read_text())
-    timeout = float(device.config.timeout or params.get("timeout", 1800))
-    with device_lock(device.name) as waited, tempfile.TemporaryDirectory(prefix="edgeopt-bench-") as tmp:
-        res = device.run_module(
-            "edgeopt.harness.bench",
-            harness_args(params, device, fmt, model_file, data, meta),
-            fetch_to=tmp,
-            timeout=timeout,
-        )
-        if "result.json" not in res.outputs:
-            raise EdgeoptError(
-                f"device {device.name}: the harness wrote no result ({res.stderr.strip()[-200:]})"
-            )
-        result = json.loads(res.outputs["result.json"].read_text())
-        engine = fetch_engine(device, result, engine_out or plan.engine_path(device.name, model, variant, fmt))
-    side = read_sidecar(model_file)
-    host_acc = side.get("accuracy")
+    harness = harness_args(params, device, runtime, model_file, data, plan.TRT_FORMATS.get(fmt))
+    measured = measure(device, params, harness, model_file)
+    host_acc = read_sidecar(model_file).get("accuracy")
+    accuracy = measured["accuracy"]
+    engine = fetch_engine(device, measured, engine_out or plan.engine_path(device.name, model, variant, fmt))
     record: dict[str, Any] = {
         "device": device.name,
         "model": model,
@@ -163,22 +191,12 @@ def bench_model(
         "precision": plan.TRT_FORMATS.get(fmt) or fmt.split("-", 1)[1],
         "artifact": str(model_file),
         "size_bytes": model_file.stat().st_size,
-        "accuracy": result["accuracy"],
+        "accuracy": accuracy,
         "accuracy_host": host_acc,
-        "accuracy_delta": (result["accuracy"] - host_acc) if isinstance(host_acc, (int, float)) else None,
-        **{k: v for k, v in result.items() if k not in ("accuracy", "runtime")},
-        "transfer": {
-            "sent_files": [os.path.basename(s) for s in res.sent],
-            "sent_bytes": sum(os.path.getsize(s) for s in res.sent),
-            "job_seconds": res.seconds,
-            "lock_wait_seconds": waited,
-        },
+        "accuracy_delta": (accuracy - host_acc) if isinstance(host_acc, (int, float)) else None,
+        **{k: v for k, v in measured.items() if k not in ("accuracy", "runtime")},
         "engine": engine,
-        "device_settings": device.config.to_dict(),
-        "provenance": provenance({"bench": params, "device": device.config.to_dict()}),
     }
-    if isinstance(result.get("system"), dict):  # the harness's view of the machine it ran on
-        record["provenance"]["device_side"] = device_side(result["system"], device.name)
     write_json(out, record)
     return record
 

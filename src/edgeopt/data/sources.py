@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgeopt.atomic import atomic_path
+from edgeopt.config import CHECKOUT
 from edgeopt.data.arrays import DatasetArrays, Split
 from edgeopt.errors import EdgeoptError
 
@@ -96,16 +97,27 @@ def fetch(url: str, dest: Path, checksum: str | None, timeout: float = 60.0) -> 
     return dest
 
 
+def local_path(value: str) -> Path:
+    """A configured `dataset.path`: as given when it exists (relative to the working directory),
+    else relative to the checkout, so a preset's path to a file shipped in the repository
+    (config/tiny.yaml's `data/cifar10-sample.tar.gz`) works from any working directory."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists() or not (CHECKOUT / path).exists():
+        return path
+    return CHECKOUT / path
+
+
 def _archive_path(cfg: dict[str, Any]) -> Path:
     """The local archive: `dataset.path` if it exists, else a verified download of `dataset.url`."""
-    path = Path(cfg["path"]) if cfg.get("path") else None
+    path = local_path(cfg["path"]) if cfg.get("path") else None
     if path is not None and path.exists():
         verify_checksum(path, cfg.get("checksum"))
         return path
     if cfg.get("url"):
         dest = path or Path(cfg.get("download_dir", "results/downloads")) / Path(cfg["url"]).name
         return fetch(cfg["url"], dest, cfg.get("checksum"))
-    raise EdgeoptError(f"dataset.path: {path} does not exist and no dataset.url is set")
+    where = "" if path is None or path.is_absolute() else f" (in {Path.cwd()} or {CHECKOUT})"
+    raise EdgeoptError(f"dataset.path: {path} does not exist{where} and no dataset.url is set")
 
 
 # ---------------------------------------------------------------- CIFAR-10 python archive
@@ -238,7 +250,7 @@ def _assemble(
 @register_source("folder")
 def read_folder(cfg: dict[str, Any]) -> DatasetArrays:
     """Read an image tree from a directory."""
-    root = Path(cfg["path"])
+    root = local_path(cfg["path"])
     if not root.is_dir():
         raise EdgeoptError(f"dataset.path: {root} is not a directory")
     items = []

@@ -4,6 +4,8 @@ Runs on the device with Python 3 + numpy + one runtime (no torch, no edgeopt out
 `edgeopt.harness`). `python -m edgeopt.harness.bench --runtime onnxruntime --model m.onnx
 --test test.npz --norm '{"mean": [...], "std": [...]}' --out result.json`. On an input or
 runtime problem it prints one line `edgeopt harness: ...` last on stderr and exits 3.
+Without `--test` it times seeded random inputs of the model's own input shape (or `--input-shape`)
+and measures no accuracy: how `edgeopt bench FILE` measures a model file a user brings.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def load_model(runtime: str, model: str, threads: int, providers: list[str] | No
 
 
 def build_trt_engine(
-    args: argparse.Namespace, image_shape: tuple[int, ...], norm: dict[str, Any]
+    args: argparse.Namespace, chw: tuple[int, int, int], norm: dict[str, Any] | None
 ) -> tuple[str, dict, Any]:
     """Build (or reuse from the device's engine cache) a TensorRT engine for `args.model` on this device.
 
@@ -96,7 +98,7 @@ def build_trt_engine(
     settings = _trt_settings(args)
     precision = args.precision or "fp32"
     biggest = max([*args.batch_sizes, args.eval_batch_size, int(settings.get("max_batch", 64))])
-    c, h, w = image_shape[2], image_shape[0], image_shape[1]
+    c, h, w = chw
     cache = Path(args.cache_dir or ".")
     cache.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {"max_batch": biggest}
@@ -119,6 +121,7 @@ def build_trt_engine(
         precision in ("int8", "best")
         and args.calib
         and not trt.is_qdq(args.model)
+        and norm is not None
         and not (opts.calibration_cache and Path(opts.calibration_cache).exists())
     ):
         with np.load(args.calib) as z:
@@ -176,6 +179,46 @@ def runtime_info(runner: Any, runtime: str) -> dict[str, Any]:
     return info
 
 
+def parse_shape(text: str) -> list[int]:
+    """`1,3,224,224` -> [1, 3, 224, 224] (argparse type)."""
+    try:
+        dims = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 1,3,224,224") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"{text!r}: every dimension must be a positive integer")
+    return dims
+
+
+def input_shape(given: list[int] | None, runner: Any) -> list[int | None] | None:
+    """The model input's shape: `--input-shape` if given, else what the loaded model declares."""
+    if given:
+        return list(given)
+    declared = getattr(runner, "input_shape", None)
+    return list(declared) if declared else None
+
+
+def random_batch(shape: list[int | None] | None, batch: int, rng: np.random.Generator) -> np.ndarray:
+    """Seeded standard-normal float32 input of `shape` with batch dimension `batch`."""
+    if not shape or any(d is None for d in shape[1:]):
+        raise HarnessError(f"model input shape {shape} has unknown dimensions; pass --input-shape")
+    return rng.standard_normal((batch, *shape[1:])).astype(np.float32)
+
+
+def to_model_layout(batch: np.ndarray, shape: list[int | None] | None) -> np.ndarray:
+    """A preprocessed NCHW batch in the model's layout (NHWC when the model's last dimension holds the
+    channels), after checking that the image size matches what the model declares."""
+    if not shape or len(shape) != 4:
+        return batch
+    c = batch.shape[1]
+    nhwc = shape[3] == c and shape[1] != c
+    out = np.ascontiguousarray(batch.transpose(0, 2, 3, 1)) if nhwc else batch
+    if any(want is not None and want != got for want, got in zip(shape[1:], out.shape[1:], strict=True)):
+        image = "x".join(str(d) for d in batch.shape[1:])
+        raise HarnessError(f"the test images are {image} (CxHxW) but the model expects input {shape}")
+    return out
+
+
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.perf_counter()
     result: dict[str, Any] = {"harness_version": HARNESS_VERSION, "runtime": args.runtime}
@@ -187,16 +230,21 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     else:
         result["nvpmodel"] = sysinfo.nvpmodel_query()
     result["system"] = sysinfo.system_info()
-    norm = json.loads(args.norm)
-    try:
-        with np.load(args.test) as z:
-            x, y = z["x"], z["y"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise HarnessError(f"{args.test}: unreadable test split ({exc})") from None
-    if args.eval_images:
-        x, y = x[: args.eval_images], y[: args.eval_images]
-    if len(y) == 0:
-        raise HarnessError(f"{args.test}: empty test split")
+    norm = json.loads(args.norm) if args.norm else None
+    x = y = None
+    if args.test:
+        if norm is None:
+            raise HarnessError("--test needs --norm (the dataset's mean and std)")
+        try:
+            with np.load(args.test) as z:
+                x, y = z["x"], z["y"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise HarnessError(f"{args.test}: unreadable test split ({exc})") from None
+        if args.eval_images:
+            x, y = x[: args.eval_images], y[: args.eval_images]
+        if len(y) == 0:
+            raise HarnessError(f"{args.test}: empty test split")
+    result["inputs"] = "test split" if x is not None else "random"
     rss_before = proc_status_bytes("VmRSS")
 
     t0 = time.perf_counter()
@@ -204,7 +252,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.runtime == "tensorrt":
         from edgeopt.harness.tensorrt import timing
 
-        model_path, result["engine_build"], trt_opts = build_trt_engine(args, tuple(x.shape[1:]), norm)
+        if x is not None:
+            chw = (int(x.shape[3]), int(x.shape[1]), int(x.shape[2]))
+        elif args.input_shape and len(args.input_shape) == 4:
+            chw = tuple(args.input_shape[1:])
+        else:
+            raise HarnessError("TensorRT without --test needs --input-shape N,C,H,W")
+        model_path, result["engine_build"], trt_opts = build_trt_engine(args, chw, norm)
         result["build_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
     runner = load_model(args.runtime, model_path, args.threads, args.providers)
@@ -213,17 +267,26 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     result["providers"] = result["runtime_info"].get("providers")
     result["providers_requested"] = args.providers
     result["rss_after_load_bytes"] = proc_status_bytes("VmRSS")
+    shape = input_shape(args.input_shape, runner)
+    result["input_shape"] = shape
 
-    # accuracy: the device's own outputs over the test split
-    t0 = time.perf_counter()
-    logits = [
-        runner.predict(preprocess(x[i : i + args.eval_batch_size], norm["mean"], norm["std"]))
-        for i in range(0, len(y), args.eval_batch_size)
-    ]
-    out = np.concatenate(logits)
-    result["accuracy"] = float((out.argmax(1) == y).mean())
-    result["eval_images"] = int(len(y))
-    result["eval_seconds"] = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    if x is not None:
+        # accuracy: the device's own outputs over the test split
+        t0 = time.perf_counter()
+        step = args.eval_batch_size
+        logits = [
+            runner.predict(to_model_layout(preprocess(x[i : i + step], norm["mean"], norm["std"]), shape))
+            for i in range(0, len(y), step)
+        ]
+        out = np.concatenate(logits)
+        result["accuracy"] = float((out.argmax(1) == y).mean())
+        result["eval_images"] = int(len(y))
+        result["eval_seconds"] = time.perf_counter() - t0
+    else:
+        out = runner.predict(random_batch(shape, args.batch_sizes[0], rng))
+        result["accuracy"] = None
+        result["eval_images"] = 0
     result["outputs_finite"] = bool(np.isfinite(out).all())
 
     monitor, why = power.open_monitor(args.power, args.power_interval_ms / 1000.0)
@@ -235,8 +298,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     board_before = jetson.state() if sysinfo.is_jetson() else None
     per_batch = []
     for b in args.batch_sizes:
-        idx = np.arange(b) % len(y)
-        batch = preprocess(x[idx], norm["mean"], norm["std"])
+        if x is not None:
+            batch = to_model_layout(preprocess(x[np.arange(b) % len(y)], norm["mean"], norm["std"]), shape)
+        else:
+            batch = random_batch(shape, b, rng)
         for _ in range(args.warmup):
             runner.predict(batch)
         times = []
@@ -280,8 +345,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runtime", required=True, help="runner registry name: onnxruntime, tflite, tensorrt")
     p.add_argument("--model", required=True, help="model file (TensorRT: the ONNX model to build from)")
-    p.add_argument("--test", required=True, help="test split npz (x uint8 NHWC, y int64)")
-    p.add_argument("--norm", required=True, help='JSON {"mean": [...], "std": [...]} (0..1 scale)')
+    p.add_argument("--test", help="test split npz (x uint8 NHWC, y int64); without it: random inputs, no accuracy")
+    p.add_argument("--norm", help='with --test: JSON {"mean": [...], "std": [...]} (0..1 scale)')
+    p.add_argument("--input-shape", type=parse_shape, help="input shape N,C,H,W (default: the model's own)")
     p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1])
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--runs", type=int, default=100)

@@ -18,9 +18,10 @@ class RuntimeUnavailable(RuntimeError):
 
 
 class Runner(Protocol):
-    """A loaded model: float32 NCHW batch in, logits out."""
+    """A loaded model: float32 NCHW batch in, logits out; `input_shape` has None for a dynamic dimension."""
 
     name: str
+    input_shape: list[int | None]
 
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -79,7 +80,9 @@ class OrtRunner:
                 f"(available: {', '.join(available)}; on a Jetson install NVIDIA's onnxruntime-gpu wheel)"
             )
         self.session = ort.InferenceSession(path, so, providers=list(providers or ["CPUExecutionProvider"]))
-        self.input_name = self.session.get_inputs()[0].name
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.input_shape = [d if isinstance(d, int) and d > 0 else None for d in first.shape]
         self.version = ort.__version__
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -122,6 +125,8 @@ class TFLiteRunner:
         self.batch = int(self.input["shape"][0])
         signature = self.input.get("shape_signature")
         self.fixed_batch = signature is None or len(signature) == 0 or int(signature[0]) != -1
+        dims = signature if signature is not None and len(signature) else self.input["shape"]
+        self.input_shape = [int(d) if int(d) > 0 else None for d in dims]
 
     def _run_batch(self, x: np.ndarray) -> np.ndarray:
         inp = x
