@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_bench import host_accuracy, tiny_onnx  # noqa: F401 - tiny_onnx is a fixture used below
+from test_bench import host_accuracy
 
 from edgeopt.bench.file import bench_file
 from edgeopt.bench.run import harness_args
@@ -63,7 +63,7 @@ def check_latency(rec: dict, batch_sizes: list[int]) -> None:
     assert rec["peak_rss_bytes"] > 0 and rec["provenance"]["git_commit"] is not None
 
 
-def test_onnx_on_local_random_inputs_prints_percentiles(tiny_onnx: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_onnx_on_local_random_inputs_prints_percentiles(tiny_onnx: Path, tmp_path: Path) -> None:
     cfg = write_config(tmp_path, {"local": {}})
     proc = edgeopt(str(tiny_onnx), "--device", "local", "--config", str(cfg), "--batch-sizes", "1,4", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -77,7 +77,7 @@ def test_onnx_on_local_random_inputs_prints_percentiles(tiny_onnx: Path, tmp_pat
 
 
 def test_onnx_over_ssh_with_data_matches_host_accuracy(
-    ssh_device_settings: dict, tiny_onnx: Path, tiny_data: Path, tmp_path: Path  # noqa: F811
+    ssh_device_settings: dict, tiny_onnx: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
     cfg = write_config(tmp_path, {"board": ssh_device_settings})
     rec = bench_file(tiny_onnx, "board", cfg, data=tiny_data, overrides={"batch_sizes": [1, 8]})
@@ -144,7 +144,7 @@ def vector_onnx(path: Path) -> Path:
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(
-    case: str, expected: str, tiny_onnx: Path, tmp_path: Path  # noqa: F811
+    case: str, expected: str, tiny_onnx: Path, tmp_path: Path
 ) -> None:
     cfg = write_config(tmp_path, {"local": {}})
     onnx_file = tmp_path / "model.onnx"
@@ -174,7 +174,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
     assert not out.exists() and proc.stdout == ""
 
 
-def test_tensorrt_from_onnx_sends_precision_and_shape(tiny_onnx: Path) -> None:  # noqa: F811
+def test_tensorrt_from_onnx_sends_precision_and_shape(tiny_onnx: Path) -> None:
     """What a board with TensorRT gets for `--format trt-int8` without data: the ONNX file, the precision,
     the input shape for the engine's profile, no calibration split (the board has TensorRT; this machine not)."""
     dev = get_device({"devices": {"jetson": {"host": "j", "runtimes": ["tensorrt"]}}}, "jetson")
