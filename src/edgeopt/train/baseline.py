@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from edgeopt.atomic import write_json
+from edgeopt.config import UNTRAINED_WARNING
 from edgeopt.data import load_meta, load_split
 from edgeopt.data.sources import file_digest
 from edgeopt.models import create_model, model_stats, save_model
@@ -49,6 +51,8 @@ def train_baseline(
                       "data": file_digest(Path(data_dir) / "meta.json", "sha256")}
     width = float(model_cfg.get("width_mult", 1.0))
     model = create_model(model_name, meta["num_classes"], meta["channels"], width)
+    if settings.epochs == 0:
+        print(f"warning: {UNTRAINED_WARNING}", file=sys.stderr)
     stats = model_stats(model, meta["image_size"], meta["channels"])
     result = fit(model, data["train"], data["val"], settings, checkpoint, desc=f"{model_name}/{variant}")
     amp = autocast_dtype(settings.precision, device)
