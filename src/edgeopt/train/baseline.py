@@ -64,6 +64,7 @@ def train_baseline(
         "in_channels": meta["channels"],
         "image_size": meta["image_size"],
         "width_mult": width,
+        "model_options": {**model_cfg, "width_mult": width},
         "mean": meta["mean"],
         "std": meta["std"],
         "classes": meta["classes"],
