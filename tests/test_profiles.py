@@ -12,7 +12,7 @@ import pytest
 import yaml
 from slurm_cluster import missing_binaries, run_in_cluster
 from snakemake.iocontainers import Wildcards
-from workflow_fixtures import ROOT, TINY, parse_dry_run, run_snakemake
+from workflow_fixtures import ROOT, TINY, jpeg_dataset, parse_dry_run, run_snakemake
 
 from edgeopt import plan
 
@@ -21,7 +21,7 @@ PROFILES = ROOT / "workflow" / "profiles"
 
 def tiny_local(tmp_path: Path, cifar_tar: Path) -> Path:
     p = tmp_path / "tiny-local.yaml"
-    p.write_text(yaml.safe_dump({"dataset": {"path": str(cifar_tar)}}))
+    p.write_text(yaml.safe_dump({"dataset": jpeg_dataset(cifar_tar)}))
     return p
 
 

@@ -23,6 +23,11 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TINY = ROOT / "config" / "tiny.yaml"
 
 
+def jpeg_dataset(cifar_tar: Path) -> dict:
+    """The `dataset` section reading the JPEG tarball (config.yaml's default downloads the python archive)."""
+    return {"source": "tar", "path": str(cifar_tar), "url": None, "checksum": None}
+
+
 @dataclass
 class TinyWorkflow:
     """A finished tiny-preset run: its folder, the local override file and the first run's result."""
@@ -112,6 +117,6 @@ def tiny_workflow(tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path) -> 
     """The whole tiny DAG, run once per session (every stage merged so far, the report included)."""
     workdir = tmp_path_factory.mktemp("tinywf")
     local = workdir / "tiny-local.yaml"
-    local.write_text(yaml.safe_dump({"dataset": {"path": str(cifar_tar)}}))
+    local.write_text(yaml.safe_dump({"dataset": jpeg_dataset(cifar_tar)}))
     proc = run_snakemake(workdir, "--configfile", str(TINY), str(local))
     return TinyWorkflow(workdir, local, proc)
