@@ -187,7 +187,8 @@ def test_cifar10_download_over_http_with_checksum(tmp_path: Path) -> None:
             )
         assert not bad_dest.exists(), "a failed download must not leave a file behind"
         with pytest.raises(EdgeoptError, match="cannot download"):
-            read_source(dataset_cfg(source="cifar10", path=str(tmp_path / "x.tgz"), url=url + ".missing"))
+            read_source(dataset_cfg(source="cifar10", path=str(tmp_path / "x.tgz"), url=url + ".missing",
+                                    checksum=f"md5:{md5}"))
     finally:
         server.shutdown()
 

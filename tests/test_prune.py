@@ -433,9 +433,11 @@ def test_dag_wires_every_pruning_variant(tmp_path: Path, cifar_tar: Path) -> Non
     import subprocess
     import sys
 
+    from workflow_fixtures import jpeg_dataset
+
     root = Path(__file__).resolve().parents[1]
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"dataset": {"path": str(cifar_tar)}, "models": ["resnet20"],
+    cfg.write_text(yaml.safe_dump({"dataset": jpeg_dataset(cifar_tar), "models": ["resnet20"],
                                    "prune": {"variants": ["pruned", "zeropad", "sparse", "width"]}}))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--directory",
                            str(tmp_path), "-n", "--quiet", "rules", "--configfile", str(root / "config" / "tiny.yaml"),
@@ -445,7 +447,7 @@ def test_dag_wires_every_pruning_variant(tmp_path: Path, cifar_tar: Path) -> Non
     for rule, n in (("analyze_sensitivity", 1), ("plan_pruning", 3), ("prune_model", 3), ("train_width", 1)):
         assert re.search(rf"{rule}\s+{n}\b", out), (rule, out[-2000:])
     # DepGraph's global order needs no table: with sensitivity off, nothing waits for one
-    cfg.write_text(yaml.safe_dump({"dataset": {"path": str(cifar_tar)}, "models": ["resnet20"],
+    cfg.write_text(yaml.safe_dump({"dataset": jpeg_dataset(cifar_tar), "models": ["resnet20"],
                                    "prune": {"variants": ["pruned"], "order": "global"},
                                    "sensitivity": {"enabled": False}}))
     proc = subprocess.run(proc.args, capture_output=True, text=True, timeout=300)

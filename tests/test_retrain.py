@@ -15,7 +15,7 @@ from edgeopt import plan
 from edgeopt.config import check_config, deep_merge
 from edgeopt.errors import EdgeoptError
 from edgeopt.harness.sysinfo import cpu_info
-from edgeopt.models import create_model
+from edgeopt.models import create_model, load_model
 from edgeopt.retrain import ort_env
 from edgeopt.retrain.jobs import fx_module
 from edgeopt.retrain.layers import freeze_plan
@@ -163,7 +163,7 @@ def torch_accuracy(model_file: Path, data: Path, n: int) -> float:
 
     from edgeopt.data import load_meta, load_split
 
-    model = torch.load(model_file, weights_only=False)["model"].eval()
+    model = load_model(model_file)[0]
     meta, test = load_meta(data), load_split(data, "test")
     x = torch.from_numpy(test.x[:n]).permute(0, 3, 1, 2).float() / 255
     x = (x - torch.tensor(meta["mean"]).view(1, -1, 1, 1)) / torch.tensor(meta["std"]).view(1, -1, 1, 1)
@@ -240,7 +240,7 @@ def test_ort_retrain_local_freezes_what_it_says(tiny_model: Path, tiny_data: Pat
         p.name for p in job.iterdir()
     }
     # the same number of trainable parameters as PyTorch would train in this setting
-    model = torch.load(tiny_model, weights_only=False)["model"]
+    model = load_model(tiny_model)[0]
     plan4 = freeze_plan(model, 4)
     params = dict(model.named_parameters())
     assert m["trainable_params"] == sum(params[n].numel() for n in plan4.trainable_params)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_fixtures import run_snakemake
+from workflow_fixtures import jpeg_dataset, run_snakemake
 
 from edgeopt import plan
 from edgeopt.config import check_config, deep_merge
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(workdir: Path, cifar_tar: Path, extra: dict | None = None) -> Path:
-    override = {"dataset": {"path": str(cifar_tar)}}
+    override = {"dataset": jpeg_dataset(cifar_tar)}
     path = workdir / "tiny-local.yaml"
     path.write_text(yaml.safe_dump(deep_merge(override, extra or {})))
     return path

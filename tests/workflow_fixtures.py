@@ -60,6 +60,11 @@ def run_in(cwd: Path, argv: list[str], timeout: int = 600) -> subprocess.Complet
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def jpeg_dataset(cifar_tar: Path) -> dict:
+    """The `dataset` section reading the JPEG tarball (config.yaml's default downloads the python archive)."""
+    return {"source": "tar", "path": str(cifar_tar), "url": None, "checksum": None}
+
+
 @dataclass
 class TinyWorkflow:
     """A finished tiny-preset run: its folder, the local override file and the first run's result."""

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from edgeopt.data.download_policy import check_download
+from edgeopt.devices.config import check_python
 from edgeopt.errors import EdgeoptError
+from edgeopt.names import NAME_PATTERN, NAME_RULE, check_path_component
 
 #: the checkout (the folder holding Snakefile, config/ and workflow/); relative config paths fall back to it
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -52,6 +57,17 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) or "<top level>"
 
 
+def _bad_name(error: jsonschema.ValidationError) -> str | None:
+    """`key: 'x' is not a usable name (...)` when `error` is a folder-name pattern miss, else None."""
+    for err in [error, *(error.context or [])]:
+        if err.validator == "pattern" and err.validator_value == NAME_PATTERN:
+            parts = [str(p) for p in error.absolute_path]
+            if error.validator == "propertyNames":
+                parts.append(str(err.instance))
+            return ".".join(parts) + f": {err.instance!r} is not a usable name ({NAME_RULE})"
+    return None
+
+
 def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate `config` (filling defaults in place); raise `EdgeoptError` naming the first bad key."""
     schema = schema or load_schema()
@@ -61,6 +77,9 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     )
     if errors:
         err = errors[0]
+        bad_name = _bad_name(err)
+        if bad_name:
+            raise EdgeoptError(f"config: {bad_name}")
         where = _key_path(err)
         if ": " in where:
             raise EdgeoptError(f"config: {where}")
@@ -77,6 +96,58 @@ def _check_across_keys(config: dict[str, Any]) -> None:
     prune = config.get("prune") or {}
     if (prune.get("schedule") or {}).get("steps", 1) > 1 and (prune.get("regularize") or {}).get("epochs", 0) > 0:
         raise EdgeoptError("config: prune.regularize: cannot be combined with prune.schedule.steps > 1 (choose one)")
+    dataset = config.get("dataset") or {}
+    if dataset.get("url"):
+        check_download(dataset["url"], dataset.get("checksum"))
+    for i, model in enumerate(config.get("models") or []):
+        check_path_component(model, f"models.{i}")
+    _check_qat_variants(config)
+    _check_latency_target(config)
+    for name, settings in (config.get("devices") or {}).items():
+        check_python((settings or {}).get("python"), f"devices.{name}.python")
+    retrain = config.get("retrain") or {}
+    check_python(retrain.get("ort_python"), "retrain.ort_python")
+    for name, pythons in (retrain.get("device_python") or {}).items():
+        for framework, python in (pythons or {}).items():
+            check_python(python, f"retrain.device_python.{name}.{framework}")
+    if (config.get("train") or {}).get("epochs") == 0:
+        print(f"edgeopt: warning: {UNTRAINED_WARNING}", file=sys.stderr)
+
+
+#: train.epochs 0 is allowed (evaluating given weights) but never silent
+UNTRAINED_WARNING = "train.epochs: 0: every baseline model is evaluated and saved untrained (its initial weights)"
+
+
+def _check_qat_variants(config: dict[str, Any]) -> None:
+    """Every `quantize.qat.variants` entry is a variant this config builds (a typo would drop it silently)."""
+    qat = (config.get("quantize") or {}).get("qat") or {}
+    if not qat.get("enabled", True):
+        return
+    built = ["baseline", *((config.get("prune") or {}).get("variants") or [])]
+    for v in qat.get("variants") or []:
+        if (v in built and v != "width") or ("width" in built and re.fullmatch(r"width[0-9.]+", v)):
+            continue
+        shown = ", ".join("width<mult>" if b == "width" else b for b in built)
+        raise EdgeoptError(f"config: quantize.qat.variants: {v!r} is not a variant this config builds ({shown})")
+
+
+def _check_latency_target(config: dict[str, Any]) -> None:
+    """A latency target reads a baseline benchmark: its device and format must be ones that get measured."""
+    from edgeopt import plan
+
+    target = (config.get("prune") or {}).get("target") or {}
+    if target.get("kind") != "latency" or "pruned" not in ((config.get("prune") or {}).get("variants") or []):
+        return
+    devices = plan.device_settings(config)
+    device = target.get("device", "local")
+    if device not in devices:
+        raise EdgeoptError(f"config: prune.target.device: {device!r} is not an enabled device "
+                           f"(devices: {', '.join(devices)})")
+    runtimes = plan.device_runtimes(config, device)
+    formats = [f for f in [*plan.FORMATS, *plan.TRT_FORMATS] if plan.format_runtime(f) in runtimes]
+    if target.get("format", "ort-fp32") not in formats:
+        raise EdgeoptError(f"config: prune.target.format: {target.get('format')!r} is not a format benchmarked on "
+                           f"{device} (its runtimes allow: {', '.join(formats)})")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -76,6 +76,13 @@ def prepare(cfg: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     """Read the source, split it and write `<out_dir>/{train,val,test,calib}.npz` and `meta.json`."""
     out = Path(out_dir)
     data = read_source(cfg)
+    present = np.unique(data.train.y)
+    if len(present) < 2:
+        where = cfg.get("path") or cfg.get("url")
+        raise EdgeoptError(
+            f"dataset.path: {where} holds {len(present)} class ({', '.join(data.classes) or 'none'}) with training "
+            "images; a classifier needs at least 2 (one folder per class)"
+        )
     splits = split_dataset(data, cfg)
     for name, split in splits.items():
         save_split(out / f"{name}.npz", split)

@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import pickle
+import posixpath
+import sys
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -25,7 +29,15 @@ from PIL import Image, UnidentifiedImageError
 from edgeopt.atomic import atomic_path
 from edgeopt.config import CHECKOUT
 from edgeopt.data.arrays import DatasetArrays, Split
+from edgeopt.data.download_policy import DOWNLOAD_DIR, check_download
 from edgeopt.errors import EdgeoptError
+
+try:
+    from numpy._core.multiarray import _reconstruct as np_reconstruct
+    from numpy._core.numeric import _frombuffer as np_frombuffer
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import _reconstruct as np_reconstruct  # type: ignore[no-redef]
+    from numpy.core.numeric import _frombuffer as np_frombuffer  # type: ignore[no-redef]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
@@ -75,7 +87,8 @@ def verify_checksum(path: Path, checksum: str | None) -> None:
     actual = file_digest(path, algo)
     if actual != expected.lower():
         raise EdgeoptError(
-            f"{path}: {algo} checksum mismatch (expected {expected}, got {actual}); corrupt download?"
+            f"{path}: {algo} checksum mismatch (expected {expected}, got {actual}): a corrupt download, or "
+            "not the archive dataset.checksum pins (set it for this file, or null)"
         )
 
 
@@ -108,13 +121,17 @@ def local_path(value: str) -> Path:
 
 
 def _archive_path(cfg: dict[str, Any]) -> Path:
-    """The local archive: `dataset.path` if it exists, else a verified download of `dataset.url`."""
+    """The local archive: `dataset.path` if it exists, else a verified download of `dataset.url`
+    into the download cache (refused when the URL policy of `check_download` says so)."""
     path = local_path(cfg["path"]) if cfg.get("path") else None
     if path is not None and path.exists():
         verify_checksum(path, cfg.get("checksum"))
         return path
     if cfg.get("url"):
-        dest = path or Path(cfg.get("download_dir", "results/downloads")) / Path(cfg["url"]).name
+        if check_download(cfg["url"], cfg.get("checksum")) == "unchecked":
+            print(f"warning: dataset.url: {cfg['url']} is used without dataset.checksum: its content is "
+                  "trusted as sent (set dataset.checksum to pin it)", file=sys.stderr)
+        dest = path or Path(cfg.get("download_dir", DOWNLOAD_DIR)) / Path(urllib.parse.urlsplit(cfg["url"]).path).name
         return fetch(cfg["url"], dest, cfg.get("checksum"))
     where = "" if path is None or path.is_absolute() else f" (in {Path.cwd()} or {CHECKOUT})"
     raise EdgeoptError(f"dataset.path: {path} does not exist{where} and no dataset.url is set")
@@ -123,32 +140,91 @@ def _archive_path(cfg: dict[str, Any]) -> Path:
 # ---------------------------------------------------------------- CIFAR-10 python archive
 
 
+#: the only globals a CIFAR-10 batch pickle refers to: numpy arrays (three spellings across numpy and
+#: pickle protocol versions) and the codec protocol 2 uses for bytes. Anything else is refused unread.
+CIFAR_PICKLE_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): np_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): np_reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): np_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): np_frombuffer,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: a pickle naming any other global (the way a
+    hostile pickle runs code) stops with `pickle.UnpicklingError` before anything is called."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return CIFAR_PICKLE_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refers to {module}.{name}") from None
+
+
+def _load_cifar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, origin: str) -> dict[bytes, Any]:
+    """One pickled member of the archive, read with `_CifarUnpickler`; raises naming the member."""
+    fh = tar.extractfile(member)
+    if fh is None:
+        raise EdgeoptError(f"{origin}: not a regular file in a CIFAR-10 archive")
+    try:
+        obj = _CifarUnpickler(fh, encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        raise EdgeoptError(
+            f"{origin}: refused: the pickle {exc}, which a CIFAR-10 batch never holds (only numpy arrays, "
+            "lists and bytes); nothing in it was run"
+        ) from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise EdgeoptError(f"{origin}: not a CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise EdgeoptError(f"{origin}: not a CIFAR-10 batch (a {type(obj).__name__}, not a dict)")
+    return obj
+
+
+def _cifar_rows(batch: dict[bytes, Any], origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N x 3072 uint8 rows, N int64 labels) of one batch, checked."""
+    data, labels = batch.get(b"data"), batch.get(b"labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise EdgeoptError(f"{origin}: not a CIFAR-10 batch (b'data' must be an N x 3072 uint8 array)")
+    if not isinstance(labels, list) or len(labels) != len(data) or not all(type(v) is int for v in labels):
+        raise EdgeoptError(f"{origin}: not a CIFAR-10 batch (b'labels' must be {len(data)} integers)")
+    return data, np.asarray(labels, dtype=np.int64)
+
+
 @register_source("cifar10")
 def read_cifar10(cfg: dict[str, Any]) -> DatasetArrays:
-    """Read the official `cifar-10-python.tar.gz` (pickled batches of 3x32x32 uint8 rows)."""
+    """Read the official `cifar-10-python.tar.gz` (pickled batches of 3x32x32 uint8 rows) without
+    running anything from it: see `_CifarUnpickler`."""
     path = _archive_path(cfg)
-    batches: dict[str, dict[bytes, Any]] = {}
+    batches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     classes: list[str] | None = None
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
+                check_member_inside(member, str(path))
                 name = Path(member.name).name
+                origin = f"{path}:{member.name}"
                 if name.startswith("data_batch_") or name == "test_batch":
-                    batches[name] = pickle.load(tar.extractfile(member), encoding="bytes")  # noqa: S301
+                    batches[name] = _cifar_rows(_load_cifar_member(tar, member, origin), origin)
                 elif name == "batches.meta":
-                    meta = pickle.load(tar.extractfile(member), encoding="bytes")  # noqa: S301
-                    classes = [c.decode() for c in meta[b"label_names"]]
-    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, zlib_error()) as exc:
+                    names = _load_cifar_member(tar, member, origin).get(b"label_names")
+                    if not isinstance(names, list) or not all(isinstance(c, bytes) for c in names):
+                        raise EdgeoptError(f"{origin}: not CIFAR-10 metadata (b'label_names' must be a list of bytes)")
+                    classes = [c.decode("utf-8", "replace") for c in names]
+    except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
         raise EdgeoptError(f"{path}: corrupt CIFAR-10 archive ({exc})") from None
     train_names = sorted(n for n in batches if n.startswith("data_batch_"))
     if not train_names or "test_batch" not in batches or classes is None:
         raise EdgeoptError(f"{path}: not a CIFAR-10 python archive (no data_batch_*/test_batch/batches.meta)")
+    for name, (_, y) in batches.items():
+        if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+            raise EdgeoptError(f"{path}:{name}: label {int(y.max())} outside the {len(classes)} classes of batches.meta")
 
     def to_split(names: Iterable[str]) -> Split:
-        xs = [np.asarray(batches[n][b"data"], dtype=np.uint8) for n in names]
-        ys = [np.asarray(batches[n][b"labels"], dtype=np.int64) for n in names]
-        x = np.concatenate(xs).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return Split(x=np.ascontiguousarray(x), y=np.concatenate(ys))
+        x = np.concatenate([batches[n][0] for n in names]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return Split(x=np.ascontiguousarray(x), y=np.concatenate([batches[n][1] for n in names]))
 
     train = to_split(train_names)
     test = to_split(["test_batch"])
@@ -270,6 +346,7 @@ def read_tar(cfg: dict[str, Any]) -> DatasetArrays:
         with tarfile.open(path, "r:*") as tar:
             blobs: dict[str, bytes] = {}
             for member in tar:
+                check_member_inside(member, str(path))
                 if not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_EXTENSIONS:
                     continue
                 fh = tar.extractfile(member)
@@ -285,6 +362,21 @@ def read_tar(cfg: dict[str, Any]) -> DatasetArrays:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def check_member_inside(member: tarfile.TarInfo, archive: str) -> None:
+    """Refuse a member whose path, or whose link target, leaves the archive's tree (`..`, an absolute
+    path): its name would otherwise become a class name or point at files outside the data set."""
+    name = member.name.replace("\\", "/")
+    if name.startswith("/") or ".." in PurePosixPath(name).parts:
+        raise EdgeoptError(f"{archive}:{member.name}: refused: the member's path leaves the archive's tree")
+    if member.issym() or member.islnk():
+        target = member.linkname.replace("\\", "/")
+        base = PurePosixPath(name).parent if member.issym() else PurePosixPath()
+        if target.startswith("/") or posixpath.normpath(str(base / target)).split("/")[0] == "..":
+            raise EdgeoptError(
+                f"{archive}:{member.name}: refused: a link to {member.linkname!r}, outside the archive's tree"
+            )
 
 
 def _limit_per_class(split: Split, limit: int | None) -> Split:

@@ -13,11 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import EdgeoptError
+from edgeopt.names import check_name
 
 RUNTIME_NAMES = ("onnxruntime", "tflite", "tensorrt", "pytorch")
 POWER_SOURCES = ("auto", "none", "tegrastats", "hwmon", "rapl")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 PROVIDER_RE = re.compile(r"^[A-Za-z0-9]+ExecutionProvider$")
+#: what a device's python may hold: it is run through `env` and a remote shell, so no spaces or shell syntax
+PYTHON_RE = re.compile(r"^[A-Za-z0-9_./~+@%:=-]+$")
+
+
+def check_python(value: object, key: str) -> None:
+    """Refuse an interpreter path with spaces or shell characters (it would be split or run as shell)."""
+    if value is not None and not PYTHON_RE.match(str(value)):
+        raise EdgeoptError(
+            f"config: {key}: {value!r} must be a path of letters, digits and / . _ - + ~ @ % : = (no spaces or "
+            "shell characters; link the interpreter from a path without them)"
+        )
 
 
 @dataclass(frozen=True)
@@ -77,8 +89,8 @@ def home_relative(value: str) -> str:
 
 def device_from_settings(name: str, settings: dict[str, Any] | None) -> DeviceConfig:
     """Validate one device's settings (raises `EdgeoptError` naming `devices.<name>.<key>`)."""
-    if not NAME_RE.match(name):
-        raise EdgeoptError(f"config: devices.{name}: device names may use letters, digits, . _ - only")
+    check_name(name, f"devices.{name}")
+    check_python((settings or {}).get("python"), f"devices.{name}.python")
     s = dict(settings or {})
     unknown = sorted(set(s) - _KEYS)
     if unknown:

@@ -15,26 +15,8 @@ import torch
 from torch import nn
 
 from edgeopt.errors import EdgeoptError
+from edgeopt.models.layers import ZeroPadScatter
 from edgeopt.prune.groups import kept_channels
-
-
-class ZeroPadScatter(nn.Module):
-    """Place `kept` channels of the input at their original positions of a `width`-channel zero tensor."""
-
-    def __init__(self, kept: list[int], width: int) -> None:
-        super().__init__()
-        index = torch.full((width,), len(kept), dtype=torch.long)
-        index[torch.tensor(kept, dtype=torch.long)] = torch.arange(len(kept))
-        self.register_buffer("index", index)
-        self.width = width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
-        return torch.index_select(padded, 1, self.index)
-
-    def extra_repr(self) -> str:
-        return f"kept={int((self.index < self.index.max()).sum())}, width={self.width}"
-
 
 #: residual block type -> function returning (container, conv attr, bn attr) of the block's last conv/BN
 BlockAdapter = Callable[[nn.Module], tuple[nn.Module, str, str] | None]

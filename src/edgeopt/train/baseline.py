@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from edgeopt.atomic import write_json
+from edgeopt.config import UNTRAINED_WARNING
 from edgeopt.data import load_meta, load_split
 from edgeopt.data.sources import file_digest
 from edgeopt.models import create_model, load_weights, model_stats, save_model
@@ -66,6 +68,8 @@ def train_baseline(
     model = create_model(arch, meta["num_classes"], meta["channels"], width, **options)
     if weights:  # trained elsewhere: fine-tuned for train.epochs (0: evaluated and carried on as it is)
         load_weights(model, weights)
+    if settings.epochs == 0 and not weights:
+        print(f"warning: {UNTRAINED_WARNING}", file=sys.stderr)
     stats = model_stats(model, meta["image_size"], meta["channels"])
     result = fit(model, data["train"], data["val"], settings, checkpoint, desc=f"{model_name}/{variant}")
     amp = autocast_dtype(settings.precision, device)
@@ -79,6 +83,7 @@ def train_baseline(
         "in_channels": meta["channels"],
         "image_size": meta["image_size"],
         "width_mult": width,
+        "model_options": {**options, "width_mult": width},  # what create_model(arch, ...) is rebuilt with
         "mean": meta["mean"],
         "std": meta["std"],
         "classes": meta["classes"],

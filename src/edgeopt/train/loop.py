@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from edgeopt.atomic import atomic_path
 from edgeopt.errors import EdgeoptError
+from edgeopt.safe_load import load_plain
 from edgeopt.train.device_data import DeviceData
 from edgeopt.train.distill import Distill
 
@@ -233,8 +234,8 @@ def fit(
     start_epoch, elapsed, seen = 0, 0.0, 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state.get("fingerprint") == settings.fingerprint():
+        state = load_plain(ckpt, "training checkpoint", map_location=device)
+        if isinstance(state, dict) and state.get("fingerprint") == settings.fingerprint():
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
