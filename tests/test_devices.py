@@ -261,3 +261,37 @@ def test_board_that_drops_mid_command_is_one_line(sshd_server, device_python, tm
     finally:
         if board.process.poll() is None:
             stop_sshd(board)
+
+
+def test_board_workdir_is_private_and_checked(sshd_server, device_python, tmp_path: Path) -> None:
+    """The board's workdir (code, models, run folders) is made 0700; a workdir that is a symlink or
+    belongs to another user is refused with one line before anything is sent or run there."""
+    import os
+
+    a = tmp_path / "model.onnx"
+    a.write_bytes(b"x" * 100)
+    wd = tmp_path / "wd"
+    wd.mkdir(mode=0o755)
+    os.chmod(wd, 0o755)
+    dev = device_from_json("board", sshd_server.device_settings(python=str(device_python), workdir=str(wd)))
+    dev.put([a])
+    assert (wd.stat().st_mode & 0o777) == 0o700 and ((wd / "store").stat().st_mode & 0o077) == 0
+
+    elsewhere = tmp_path / "planted"
+    elsewhere.mkdir()
+    link = tmp_path / "linked-wd"
+    link.symlink_to(elsewhere)
+    dev = device_from_json("board", sshd_server.device_settings(python=str(device_python), workdir=str(link)))
+    with pytest.raises(EdgeoptError, match="symlink or not a folder") as err:
+        dev.put([a])
+    assert "\n" not in str(err.value) and not any(elsewhere.iterdir())
+
+    if os.geteuid() != 0:
+        pytest.skip("a folder owned by another user needs root to make (chown)")
+    foreign = tmp_path / "foreign-wd"
+    foreign.mkdir()
+    os.chown(foreign, 4242, 4242)  # the tests run as root: the board user (root) does not own it
+    dev = device_from_json("board", sshd_server.device_settings(python=str(device_python), workdir=str(foreign)))
+    with pytest.raises(EdgeoptError, match="owned by uid 4242") as err:
+        dev.put([a])
+    assert "\n" not in str(err.value) and not any(foreign.iterdir())

@@ -34,6 +34,19 @@ SRC_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `edgeop
 DEFAULT_PACKAGES = ("edgeopt.harness",)
 
 
+#: the board side of `SshDevice._missing`: $1 the workdir, $2 how many folders follow to create, then
+#: paths whose absence is printed. Exit 4 with one line on stderr when the workdir is not private.
+_PRIVATE_DIRS_SCRIPT = (
+    'umask 077; w=$1; shift; mkdir -p "$w" || exit 3; '
+    'if [ -L "$w" ] || [ ! -d "$w" ]; then echo "workdir $w is a symlink or not a folder" >&2; exit 4; fi; '
+    'o=$(stat -c %u "$w" 2>/dev/null || stat -f %u "$w"); '
+    'if [ "$o" != "$(id -u)" ]; then echo "workdir $w is owned by uid $o, not by this user" >&2; exit 4; fi; '
+    'chmod 700 "$w" || exit 4; '
+    'n=$1; shift; while [ "$n" -gt 0 ]; do mkdir -p "$1" || exit 3; shift; n=$((n-1)); done; '
+    'for f do [ -e "$f" ] || printf "%s\\n" "$f"; done'
+)
+
+
 class DeviceError(EdgeoptError):
     """Anything that went wrong on or on the way to a device (one line, names the device)."""
 
@@ -591,13 +604,13 @@ class SshDevice(Device):
             )
 
     def _missing(self, dirs: list[str], paths: list[str]) -> list[str]:
-        """One round trip: make `dirs`, and list which of `paths` do not exist yet."""
-        script = (
-            'n=$1; shift; while [ "$n" -gt 0 ]; do mkdir -p "$1" || exit 3; shift; n=$((n-1)); done; '
-            'for f do [ -e "$f" ] || printf "%s\\n" "$f"; done'
-        )
+        """One round trip: make the workdir private, make `dirs`, and list which of `paths` do not exist yet.
+
+        The workdir holds the code and models the board runs, so it must be a real folder of this user
+        that nobody else can write into (or plant code in): it is made with umask 077, refused when it is
+        a symlink or owned by someone else, and set to 0700 (everything below it is then private too)."""
         proc = self.run(
-            ["sh", "-c", script, "sh", str(len(dirs)), *dirs, *paths],
+            ["sh", "-c", _PRIVATE_DIRS_SCRIPT, "sh", self.workdir, str(len(dirs)), *dirs, *paths],
             timeout=self.config.connect_timeout * 3 + 60,
         )
         return [ln for ln in proc.stdout.splitlines() if ln]
