@@ -153,13 +153,13 @@ def test_corrupt_inputs_are_one_line(tmp_path: Path, cifar_tar: Path, tiny_data:
 
 # ---------------------------------------------------------------- signals to a real Snakemake run
 @pytest.fixture(scope="module")
-def faultwf(tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path) -> Path:
+def faultwf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny workdir whose jobs last a few epochs (a kill lands mid-job), with the data prepared."""
     wd = tmp_path_factory.mktemp("faults")
     (wd / "local.yaml").write_text(
         yaml.safe_dump(
             {
-                "dataset": {"path": str(cifar_tar)},
+                "dataset": {"max_train_per_class": 40, "max_test_per_class": 10},  # the shipped sample
                 "train": {"epochs": 4, "progress": "epochs"},
                 "sensitivity": {"enabled": False},
                 "prune": {"variants": ["pruned"], "order": "global", "finetune": {"epochs": 4, "lr": 0.02}},
@@ -168,7 +168,7 @@ def faultwf(tmp_path_factory: pytest.TempPathFactory, cifar_tar: Path) -> Path:
             }
         )
     )
-    proc = snakemake(wd, "results/data/cifar10-tiny/meta.json")
+    proc = snakemake(wd, "results/data/cifar10-sample/meta.json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return wd
 

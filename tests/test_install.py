@@ -32,9 +32,12 @@ def test_wheel_checks_a_config_outside_the_checkout(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     assert _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path).returncode == 0
     python = venv / "bin" / "python"
+    # without the test's PYTHONPATH (this checkout's src/), pip would find edgeopt "already installed"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = _run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
         tmp_path,
+        env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     site = Path(
@@ -48,7 +51,6 @@ def test_wheel_checks_a_config_outside_the_checkout(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = _run([str(python), "-m", "edgeopt", "check-config", "config.yaml"], elsewhere, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "config OK" in proc.stdout

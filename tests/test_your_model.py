@@ -305,12 +305,13 @@ def test_onnx_entries_plan_only_the_deploy_stages(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- the whole tiny DAG
-def your_models_config(tmp: Path, cifar_tar: Path) -> Path:
+def your_models_config(tmp: Path) -> Path:
     """Three PyTorch models outside the registry (depthwise + squeeze-excitation, channel shuffle, the user's
     own factory with a concat) and a deploy-only ONNX file, on the tiny preset trimmed to what proves each stage."""
     onnx = export(create_model("resnet20", 10, 3), tmp / "exported.onnx", ["images"], (1, 3, 32, 32))
     cfg = {
-        "dataset": {"path": str(cifar_tar)},
+        "dataset": {"max_train_per_class": 40, "max_test_per_class": 10},  # the tiny preset's shipped sample
+        "train": {"epochs": 1},
         "models": [
             "torchvision:mobilenet_v3_small",
             "torchvision:shufflenet_v2_x0_5",
@@ -328,10 +329,10 @@ def your_models_config(tmp: Path, cifar_tar: Path) -> Path:
     return path
 
 
-def test_your_models_through_the_whole_tiny_dag(tmp_path: Path, cifar_tar: Path) -> None:
+def test_your_models_through_the_whole_tiny_dag(tmp_path: Path) -> None:
     from workflow_fixtures import TINY, run_snakemake
 
-    proc = run_snakemake(tmp_path, "--configfile", str(TINY), str(your_models_config(tmp_path, cifar_tar)),
+    proc = run_snakemake(tmp_path, "--configfile", str(TINY), str(your_models_config(tmp_path)),
                          timeout=3000)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = tmp_path / "results"
