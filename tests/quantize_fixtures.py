@@ -9,22 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-
-class ZeroScatter(nn.Module):
-    """Put a pruned block's channels back at their original positions of a zero tensor of full width.
-
-    Concat + Gather (no in-place scatter): exports to ONNX and converts to TFLite.
-    """
-
-    def __init__(self, keep: torch.Tensor, width: int) -> None:
-        super().__init__()
-        gather = torch.full((width,), len(keep), dtype=torch.long)  # index len(keep) = the zero channel
-        gather[keep] = torch.arange(len(keep))
-        self.register_buffer("gather", gather)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        zero = torch.zeros_like(x[:, :1])
-        return torch.cat([x, zero], 1).index_select(1, self.gather)
+from edgeopt.models.layers import ZeroPadScatter
 
 
 def zero_pad_prune(model: nn.Module, ratio: float = 0.5) -> nn.Module:
@@ -42,7 +27,7 @@ def zero_pad_prune(model: nn.Module, ratio: float = 0.5) -> nn.Module:
         keep = torch.tensor(sorted(set(range(width)) - set(drop)))
         tp.prune_conv_out_channels(block.conv2, drop)
         tp.prune_batchnorm_out_channels(block.bn2, drop)
-        block.bn2 = nn.Sequential(block.bn2, ZeroScatter(keep, width))
+        block.bn2 = nn.Sequential(block.bn2, ZeroPadScatter(keep.tolist(), width))  # the pruning stage's layer
     return model
 
 

@@ -399,7 +399,9 @@ def test_config_refuses_with_one_line(bad: dict, expected: str) -> None:
 
 
 def test_names_pattern_is_the_schemas() -> None:
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    from edgeopt.config import SCHEMA_PATH
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
     assert schema["$defs"]["name"]["pattern"] == NAME_PATTERN
     check_config({"dataset": {"name": "cifar10.v2"}, "quantize": {"qat": {"variants": ["baseline", "width0.5"]}}})
 

@@ -124,8 +124,10 @@ def test_baseline_checkpoint_is_not_resumed_for_another_width_or_data(tiny_data:
     ckpt, out = tmp_path / "checkpoint.pt", tmp_path / "m"
     first = train_baseline("resnet20", tiny_data, out / "model.pt", out / "metrics.json", cfg, checkpoint=ckpt)
     assert first["resumed_from_epoch"] == 0
+    # a finished run removes its checkpoint (a forced rerun retrains from scratch), so nothing resumes
+    assert not ckpt.exists()
     same = train_baseline("resnet20", tiny_data, out / "model.pt", out / "metrics.json", cfg, checkpoint=ckpt)
-    assert same["resumed_from_epoch"] == 1  # the control: unchanged inputs do resume
+    assert same["resumed_from_epoch"] == 0
     thin = train_baseline("resnet20", tiny_data, out / "model.pt", out / "metrics.json", cfg, {"width_mult": 0.5},
                           checkpoint=ckpt)
     assert thin["resumed_from_epoch"] == 0

@@ -100,7 +100,8 @@ def _check_across_keys(config: dict[str, Any]) -> None:
     if dataset.get("url"):
         check_download(dataset["url"], dataset.get("checksum"))
     for i, model in enumerate(config.get("models") or []):
-        check_path_component(model, f"models.{i}")
+        if isinstance(model, str) and ":" not in model:  # entries with a source are named by model_specs above
+            check_path_component(model, f"models.{i}")
     _check_qat_variants(config)
     _check_latency_target(config)
     for name, settings in (config.get("devices") or {}).items():
