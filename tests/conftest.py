@@ -23,14 +23,8 @@ SAMPLE_TAR = ROOT / "data" / "cifar10-sample.tar.gz"  # the tiny preset's datase
 
 #: fixture modules shared by stages' tests (each stage appends its own below its marker line)
 pytest_plugins: list[str] = [
-    # -- issue 3: sensitivity + pruning
-    # -- issue 4: quantization
     "quantize_fixtures",
-    # -- issue 5: conversion
-    # -- issue 6: devices + benchmarks
     "device_fixtures",
-    # -- issue 7: on-device retraining
-    # -- issue 8: reports
     "workflow_fixtures",
 ]
 

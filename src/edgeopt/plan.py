@@ -137,18 +137,12 @@ def baseline_targets(config: dict[str, Any]) -> list[str]:
 def all_targets(config: dict[str, Any]) -> list[str]:
     """Everything `rule all` asks for."""
     targets = data_targets(config) + baseline_targets(config)
-    # -- issue 3: sensitivity + pruning (extend `targets` below this line)
     targets += prune_targets(config)
-    # -- issue 4: quantization (extend `targets` below this line)
     targets += quantize_targets(config) + qat_targets(config)
-    # -- issue 5: conversion (extend `targets` below this line)
     targets += convert_targets(config)
-    # -- issue 6: devices + benchmarks (extend `targets` below this line)
     targets += trt_qdq_targets(config)
     targets += bench_targets(config, planned=set(targets))
-    # -- issue 7: on-device retraining (extend `targets` below this line)
     targets += retrain_targets(config)
-    # -- issue 8: reports (extend `targets` below this line)
     if not _PLANNING_REPORT_INPUTS.get():
         targets += report_targets(config)
     return targets
@@ -170,9 +164,7 @@ FORMATS: dict[str, tuple[str, str]] = {
 def model_variants(config: dict[str, Any], model: str) -> list[str]:
     """Trained variants of `model` that go on to conversion and benchmarks."""
     variants = ["baseline"]
-    # -- issue 3: pruning variants (extend `variants` below this line)
     variants += pruning_variants(config, model)
-    # -- issue 4: quantization-aware-training variants (extend `variants` below this line)
     return variants
 
 
@@ -186,7 +178,7 @@ def deploy_path(model: str, variant: str, fmt: str) -> str:
     return f"{RESULTS}/deploy/{model}/{variant}/{fmt}.{FORMATS[fmt][0]}"
 
 
-# ---------------------------------------------------------------- issue 3: sensitivity + pruning
+# ---------------------------------------------------------------- sensitivity + pruning
 # (this stage's planning functions go below this line)
 #: pruned variants made from a recipe (results/recipes/<model>/<variant>.yaml)
 RECIPE_VARIANTS = ("pruned", "zeropad", "sparse")
@@ -251,7 +243,7 @@ def recipe_path(model: str, variant: str) -> str:
 
 
 def bench_baseline_path(config: dict[str, Any], model: str) -> str | None:
-    """The baseline benchmark a latency target reads (issue 6's results layout)."""
+    """The baseline benchmark a latency target reads (the benchmark stage's results layout)."""
     t = prune_section(config).get("target") or {}
     if t.get("kind") != "latency":
         return None
@@ -322,9 +314,9 @@ def prune_targets(config: dict[str, Any]) -> list[str]:
     return out
 
 
-# ---------------------------------------------------------------- issue 4: quantization
+# ---------------------------------------------------------------- quantization
 # (this stage's planning functions go below this line)
-#: deploy formats the quantize stage owns (the rest belong to conversion, issue 5)
+#: deploy formats the quantize stage owns (the rest belong to conversion)
 QUANT_FORMATS = ("ort-int8", "tflite-int8")
 
 
@@ -390,10 +382,10 @@ def qat_targets(config: dict[str, Any]) -> list[str]:
 # (this stage's planning functions go below this line)
 
 
-# ---------------------------------------------------------------- issue 5: conversion
+# ---------------------------------------------------------------- conversion
 # (this stage's planning functions go below this line)
 
-#: TensorRT engines: device-specific, built on the target by the benchmark stage (issue 6) from
+#: TensorRT engines: device-specific, built on the target by the benchmark stage from
 #: `model.onnx` with `edgeopt.harness.tensorrt`; listed here so `convert.formats` can name them.
 FORMATS.update(
     {
@@ -437,7 +429,7 @@ def convert_params_json(config: dict[str, Any], *keys: str) -> str:
     return json.dumps({k: section.get(k) for k in keys}, sort_keys=True, separators=(",", ":"))
 
 
-# ---------------------------------------------------------------- issue 6: devices + benchmarks
+# ---------------------------------------------------------------- devices + benchmarks
 # (this stage's planning functions go below this line)
 #: TensorRT formats: engines built on the device from `model.onnx` -> precision
 TRT_FORMATS: dict[str, str] = {"trt-fp32": "fp32", "trt-fp16": "fp16", "trt-int8": "int8"}
@@ -564,7 +556,7 @@ def bench_is_local(config: dict[str, Any], device: str) -> bool:
     return not device_settings(config).get(device, {}).get("host")
 
 
-# ---------------------------------------------------------------- issue 7: on-device retraining
+# ---------------------------------------------------------------- on-device retraining
 # (this stage's planning functions go below this line)
 
 
@@ -613,7 +605,7 @@ def retrain_model_path(config: dict[str, Any], model: str) -> str:
 
 
 
-# ---------------------------------------------------------------- issue 8: reports
+# ---------------------------------------------------------------- reports
 # (this stage's planning functions go below this line)
 REPORT_DIR = f"{RESULTS}/report"
 
