@@ -1,10 +1,11 @@
 # Shared by the rule files: jobs run `python -m edgeopt ...` with this interpreter and this checkout's
 # src/ first on the path (so the workflow runs the code next to it, installed or not).
+# Every path comes from edgeopt.layout (patterns) or edgeopt.plan (planned targets).
 import shlex
 import sys
 from pathlib import Path
 
-from edgeopt import plan
+from edgeopt import formats, layout, plan
 
 shell.prefix(
     "set -euo pipefail; "
@@ -12,4 +13,4 @@ shell.prefix(
     f"export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
-DATA = plan.data_dir(config)
+DATA = plan.data_files(config)

@@ -19,12 +19,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgeopt import plan
+from edgeopt import formats
 from edgeopt.atomic import write_json
 from edgeopt.cli import json_arg
 from edgeopt.devices import Device, File, Output, device_from_json
 from edgeopt.errors import EdgeoptError
 from edgeopt.provenance import provenance
+
+#: the `bench` keys this command reads (validated, defaults filled): editing one of them reruns the
+#: measurements; the other `bench` keys only choose jobs
+MEASURE_KEYS = (
+    "batch_sizes", "warmup", "runs", "threads", "eval_images", "eval_batch_size", "power_interval_ms", "timeout",
+)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -58,21 +64,21 @@ def harness_args(
     params: dict[str, Any], dev: Device, fmt: str, model_file: Path, data: Path, meta: dict[str, Any]
 ) -> list[Any]:
     """The device-side harness command line (files as `File`, the result as `Output`)."""
-    runtime = plan.format_runtime(fmt)
-    threads = dev.config.threads if dev.config.threads is not None else int(params.get("threads", 0))
+    runtime = formats.runtime(fmt)
+    threads = dev.config.threads if dev.config.threads is not None else int(params["threads"])
     args: list[Any] = [
         "--runtime", runtime,
         "--model", File(model_file),
         "--test", File(data / "test.npz"),
         "--norm", json.dumps({"mean": meta["mean"], "std": meta["std"]}),
-        "--batch-sizes", ",".join(str(b) for b in params.get("batch_sizes", [1])),
-        "--warmup", str(params.get("warmup", 10)),
-        "--runs", str(params.get("runs", 100)),
+        "--batch-sizes", ",".join(str(b) for b in params["batch_sizes"]),
+        "--warmup", str(params["warmup"]),
+        "--runs", str(params["runs"]),
         "--threads", str(threads),
-        "--eval-images", str(params.get("eval_images") or 0),
-        "--eval-batch-size", str(params.get("eval_batch_size", 32)),
+        "--eval-images", str(params["eval_images"] or 0),
+        "--eval-batch-size", str(params["eval_batch_size"]),
         "--power", dev.config.power,
-        "--power-interval-ms", str(params.get("power_interval_ms", 100)),
+        "--power-interval-ms", str(params["power_interval_ms"]),
         "--out", Output("result.json"),
     ]  # fmt: skip
     if dev.config.nvpmodel is not None:
@@ -83,9 +89,9 @@ def harness_args(
             engines = str(
                 Path(os.path.expanduser("~")) / Path(os.path.expanduser(dev.config.workdir)) / "engines"
             )
-        args += ["--precision", plan.TRT_FORMATS[fmt], "--cache-dir", engines]
+        args += ["--precision", formats.get(fmt).precision, "--cache-dir", engines]
         args += ["--trt-options", json.dumps(params.get("tensorrt") or {})]
-        if plan.TRT_FORMATS[fmt] == "int8":
+        if formats.get(fmt).precision == "int8":
             args += ["--calib", File(data / "calib.npz")]
     return args
 
@@ -102,7 +108,7 @@ def bench_model(
 ) -> dict[str, Any]:
     """Measure one artifact on one device and write `out` (results/bench/<device>/<model>/<variant>/<fmt>.json)."""
     model_file, data = Path(model_file), Path(data)
-    runtime = plan.format_runtime(fmt)
+    runtime = formats.runtime(fmt)
     if runtime not in device.config.runtimes:
         raise EdgeoptError(
             f"device {device.name}: format {fmt} needs {runtime}, not in devices.{device.name}.runtimes"
@@ -111,7 +117,7 @@ def bench_model(
         if not f.exists():
             raise EdgeoptError(f"{f}: missing")
     meta = json.loads((data / "meta.json").read_text())
-    timeout = float(device.config.timeout or params.get("timeout", 1800))
+    timeout = float(device.config.timeout or params["timeout"])
     with device_lock(device.name) as waited, tempfile.TemporaryDirectory(prefix="edgeopt-bench-") as tmp:
         res = device.run_module(
             "edgeopt.harness.bench",
@@ -132,7 +138,7 @@ def bench_model(
         "variant": variant,
         "format": fmt,
         "runtime": runtime,
-        "precision": plan.TRT_FORMATS.get(fmt) or fmt.split("-", 1)[1],
+        "precision": formats.get(fmt).precision,
         "artifact": str(model_file),
         "size_bytes": model_file.stat().st_size,
         "accuracy": result["accuracy"],

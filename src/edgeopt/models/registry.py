@@ -1,31 +1,84 @@
-"""A name -> constructor registry, so config files and the CLI name models by string."""
+"""A name -> constructor registry, so config files and the CLI name models by string.
+
+The registry also says what each model supports (`model_capabilities`), which the planner needs to
+choose variants. This module does not import torch, so planning the DAG stays fast: the built-in
+models' capabilities are declared in `BUILTIN_CAPABILITIES` (checked against the real models by
+tests/test_models.py), any other model's where it is registered.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from torch import nn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edgeopt.errors import EdgeoptError
 
-ModelFn = Callable[..., nn.Module]
+if TYPE_CHECKING:
+    from torch import nn
+
+ModelFn = Callable[..., "nn.Module"]
 _REGISTRY: dict[str, ModelFn] = {}
 
 
-def register_model(name: str) -> Callable[[ModelFn], ModelFn]:
-    """Register `fn(num_classes, in_channels, width_mult) -> nn.Module` under `name`."""
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model supports beyond plain structured pruning."""
+
+    residual: bool = False  # has residual blocks: the `zeropad` variant applies
+    width: bool = False  # its constructor honours `width_mult`: the `width<mult>` variant applies
+
+
+#: capabilities of the models registered by edgeopt.models (declared here so planning needs no torch)
+BUILTIN_CAPABILITIES: dict[str, Capabilities] = {
+    "resnet20": Capabilities(residual=True, width=True),
+    "resnet56": Capabilities(residual=True, width=True),
+    "resnet18": Capabilities(residual=True, width=False),
+    "mobilenetv2": Capabilities(residual=True, width=True),
+    "vgg16": Capabilities(residual=False, width=True),
+}
+_CAPABILITIES: dict[str, Capabilities] = dict(BUILTIN_CAPABILITIES)
+
+
+def register_model(
+    name: str, *, residual: bool | None = None, width: bool | None = None
+) -> Callable[[ModelFn], ModelFn]:
+    """Register `fn(num_classes, in_channels, width_mult) -> nn.Module` under `name`, with what it
+    supports (`residual`, `width`; a built-in model's come from `BUILTIN_CAPABILITIES`)."""
 
     def deco(fn: ModelFn) -> ModelFn:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = fn
+        base = _CAPABILITIES.get(name, Capabilities())
+        _CAPABILITIES[name] = Capabilities(
+            residual=base.residual if residual is None else residual,
+            width=base.width if width is None else width,
+        )
         return fn
 
     return deco
 
 
+def register_builtins() -> None:
+    """Import the built-in model modules (their decorators register them); imports torch."""
+    import importlib
+
+    for module in ("cifar_resnet", "mobilenet", "resnet18", "vgg"):
+        importlib.import_module(f"edgeopt.models.{module}")
+
+
+def model_capabilities(name: str) -> Capabilities:
+    """What model `name` supports; built-in names answer without importing torch, others are looked up
+    after registering the models (an unknown name supports nothing extra)."""
+    if name not in _CAPABILITIES:
+        register_builtins()
+    return _CAPABILITIES.get(name, Capabilities())
+
+
 def list_models() -> list[str]:
     """Names accepted by `create_model`."""
+    register_builtins()
     return sorted(_REGISTRY)
 
 
@@ -33,6 +86,7 @@ def create_model(
     name: str, num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0
 ) -> nn.Module:
     """Build a registered model; unknown names and bad arguments raise a one-line `EdgeoptError`."""
+    register_builtins()
     if name not in _REGISTRY:
         raise EdgeoptError(f"model: unknown model {name!r} (known: {', '.join(list_models())})")
     if num_classes < 2:

@@ -18,10 +18,8 @@ import torch
 from edgeopt.atomic import write_json
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
+from edgeopt.models.registry import model_capabilities
 from edgeopt.prune.width_cache import GRID, cached_match_width, variant_name  # noqa: F401 (re-exported)
-
-#: models whose constructor honours `width_mult`
-WIDTH_MODELS = ("resnet20", "resnet56", "vgg16", "mobilenetv2")
 
 
 @functools.lru_cache(maxsize=256)
@@ -41,8 +39,8 @@ def match_width(
     num_classes: int = 10,
 ) -> float:
     """The grid multiplier whose `metric` is closest to the full-width model's divided by `reduction`."""
-    if model not in WIDTH_MODELS:
-        raise EdgeoptError(f"prune.width: model {model!r} has no width multiplier (only {', '.join(WIDTH_MODELS)})")
+    if not model_capabilities(model).width:
+        raise EdgeoptError(f"prune.width: model {model!r} has no width multiplier")
     if reduction < 1:
         raise EdgeoptError(f"prune.width: reduction must be >= 1, got {reduction}")
     cost = functools.partial(_cost, model, metric=metric, image_size=image_size, in_channels=in_channels,

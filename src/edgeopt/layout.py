@@ -1,0 +1,149 @@
+"""The artifact layout: where every stage writes, defined once.
+
+Each artifact is a path pattern under `results/` with Snakemake-style `{wildcards}`. Rules use the
+patterns as their outputs/inputs (`layout.MODEL_FILE`, or `layout.fill(...)` to fix some wildcards),
+the planner fills them (`fill`) to name targets, and the report reads them back (`parse`) to know
+what a metrics file is. CONTRIBUTING.md's artifact table is generated from `ARTIFACTS`
+(`python -m edgeopt.layout`), and a test checks that it matches. Torch-free: planning imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+RESULTS = "results"
+_WILDCARD = re.compile(r"\{(\w+)\}")
+#: what a wildcard may match when a path is parsed (default: any run of characters without `/`)
+WILDCARD_REGEX = {"ext": r"[A-Za-z0-9]+", "format": r"[A-Za-z0-9_-]+", "split": r"[A-Za-z0-9_-]+"}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One kind of file: its pattern (with `{wildcards}`) and what it holds (for the docs table)."""
+
+    name: str
+    pattern: str
+    what: str
+
+    @property
+    def wildcards(self) -> tuple[str, ...]:
+        return tuple(_WILDCARD.findall(self.pattern))
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """The pattern as a regex over paths relative to `results/`: each wildcard is one path segment
+        part (no `/`), matched shortest-first so `{framework}-{setting}` splits at the first dash."""
+        rel = self.pattern.removeprefix(RESULTS + "/")
+        out, pos = "", 0
+        for m in _WILDCARD.finditer(rel):
+            out += re.escape(rel[pos : m.start()]) + f"(?P<{m.group(1)}>{WILDCARD_REGEX.get(m.group(1), '[^/]+?')})"
+            pos = m.end()
+        return re.compile(out + re.escape(rel[pos:]) + r"\Z")
+
+
+def fill(pattern: str, **wildcards: object) -> str:
+    """Fill the named wildcards of `pattern`, leaving the others (so a rule can fix part of a pattern)."""
+    return _WILDCARD.sub(lambda m: str(wildcards[m.group(1)]) if m.group(1) in wildcards else m.group(0), pattern)
+
+
+def path(pattern: str, **wildcards: object) -> str:
+    """Fill every wildcard of `pattern`; a missing one is a programming error (KeyError)."""
+    return pattern.format(**{k: str(v) for k, v in wildcards.items()})
+
+
+# ---------------------------------------------------------------- the artifacts, in DAG order
+DATA_SPLIT = f"{RESULTS}/data/{{dataset}}/{{split}}.npz"
+DATA_META = f"{RESULTS}/data/{{dataset}}/meta.json"
+MODEL_FILE = f"{RESULTS}/models/{{model}}/{{variant}}/model.pt"
+MODEL_METRICS = f"{RESULTS}/models/{{model}}/{{variant}}/metrics.json"
+SENSITIVITY_TABLE = f"{RESULTS}/sensitivity/{{model}}/sensitivity.csv"
+SENSITIVITY_PLOT = f"{RESULTS}/sensitivity/{{model}}/sensitivity.png"
+RECIPE = f"{RESULTS}/recipes/{{model}}/{{variant}}.yaml"
+ONNX_EXPORT = f"{RESULTS}/deploy/{{model}}/{{variant}}/model.onnx"
+ONNX_EXPORT_SIDECAR = ONNX_EXPORT + ".json"
+DEPLOY_FILE = f"{RESULTS}/deploy/{{model}}/{{variant}}/{{format}}.{{ext}}"
+DEPLOY_SIDECAR = DEPLOY_FILE + ".json"
+QAT_RESULT = f"{RESULTS}/quantize/{{model}}/{{variant}}/qat-{{pair}}.json"
+QAT_SWEEP = f"{RESULTS}/quantize/{{model}}/{{variant}}/qat_sweep.csv"
+BENCH_RESULT = f"{RESULTS}/bench/{{device}}/{{model}}/{{variant}}/{{format}}.json"
+RETRAIN_RESULT = f"{RESULTS}/retrain/{{device}}/{{model}}/{{framework}}-{{setting}}.json"
+REPORT_DIR = f"{RESULTS}/report"
+REPORT_TABLE = f"{REPORT_DIR}/{{table}}.{{ext}}"
+REPORT_FIGURE = f"{REPORT_DIR}/figures/{{figure}}.png"
+REPORT_HTML = f"{REPORT_DIR}/index.html"
+#: planning-time cache of computed width multipliers (not an artifact a user reads)
+WIDTH_CACHE = f"{RESULTS}/.cache/width_mult.json"
+
+#: every artifact, in the order of the docs table; `parse` tries them in this order
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact("data_split", DATA_SPLIT, "`x` uint8 NHWC, `y` int64 (numpy-only readable); split: train, val, test, calib"),
+    Artifact("data_meta", DATA_META, "classes, num_classes, image_size, channels, mean, std (0..1 scale)"),
+    Artifact("model_file", MODEL_FILE, "`edgeopt.models.save_model`/`load_model`: the whole module + meta (arch, num_classes, in_channels, image_size, mean, std, ...)"),
+    Artifact("model_metrics", MODEL_METRICS, "`edgeopt.records.ModelMetrics`: accuracy (test split), loss, macs, params, nonzero_params, weight_sparsity, ..., provenance"),
+    Artifact("sensitivity_table", SENSITIVITY_TABLE, "per-layer pruning sensitivity (`edgeopt.records.SENSITIVITY_COLUMNS`)"),
+    Artifact("sensitivity_plot", SENSITIVITY_PLOT, "the same, drawn"),
+    Artifact("recipe", RECIPE, "declarative compression recipe (editable, replayable)"),
+    Artifact("onnx_export", ONNX_EXPORT, "fp32 ONNX export (dynamic batch)"),
+    Artifact("onnx_export_sidecar", ONNX_EXPORT_SIDECAR, "`edgeopt.records.DeployMetrics` of the export"),
+    Artifact("deploy_file", DEPLOY_FILE, "a deployable artifact; format and extension from `edgeopt.formats.FORMATS` (e.g. `ort-int8.onnx`, `tflite-fp16.tflite`)"),
+    Artifact("deploy_sidecar", DEPLOY_SIDECAR, "`edgeopt.records.DeployMetrics`: runtime, precision, size_bytes, accuracy in that runtime, parity vs PyTorch, deployable, provenance"),
+    Artifact("qat_result", QAT_RESULT, "`edgeopt.records.QatResult`: one QAT bit pair (pair: `w<bits>a<bits>`)"),
+    Artifact("qat_sweep", QAT_SWEEP, "every QAT bit pair of a variant (`edgeopt.records.QAT_SWEEP_COLUMNS`)"),
+    Artifact("bench_result", BENCH_RESULT, "`edgeopt.records.BenchResult`: device-side measurements, one entry per batch size"),
+    Artifact("retrain_result", RETRAIN_RESULT, "`edgeopt.records.RetrainResult`: on-device retraining cost"),
+    Artifact("report_table", REPORT_TABLE, "results table (CSV, Parquet) and the sensitivity, qat_sweep, retrain tables"),
+    Artifact("report_figure", REPORT_FIGURE, "one figure of `edgeopt.report.catalog.FIGURES`"),
+    Artifact("report_html", REPORT_HTML, "the HTML report"),
+)  # fmt: skip
+
+
+def parse(file: str | Path, root: str | Path = RESULTS) -> tuple[str, dict[str, str]] | None:
+    """(artifact name, wildcards) of a file under `root` (the results folder), or None if it is no artifact."""
+    file, root = Path(file), Path(root)
+    try:
+        rel = (file.relative_to(root) if file.is_absolute() == root.is_absolute() else
+               file.resolve().relative_to(root.resolve())).as_posix()  # fmt: skip
+    except ValueError:
+        return None
+    for art in ARTIFACTS:
+        m = art.regex.match(rel)
+        if m:
+            return art.name, m.groupdict()
+    return None
+
+
+# ---------------------------------------------------------------- logs and benchmarks of rules
+def log(rule: str, key: str | None = None) -> str:
+    """A rule's log file: `results/logs/<rule>/<key>.log` (`<rule>.log` for a rule run once)."""
+    return f"{RESULTS}/logs/{rule}/{key}.log" if key else f"{RESULTS}/logs/{rule}.log"
+
+
+def benchmark(rule: str, key: str | None = None) -> str:
+    """A rule's Snakemake benchmark TSV, beside the logs in `results/benchmarks/`."""
+    return f"{RESULTS}/benchmarks/{rule}/{key}.tsv" if key else f"{RESULTS}/benchmarks/{rule}.tsv"
+
+
+# ---------------------------------------------------------------- helpers the rules share
+DATA_SPLITS = ("train", "val", "test", "calib")
+
+
+def data_files(dataset: str) -> dict[str, str]:
+    """The prepared dataset cache: split name (and `meta`) -> file."""
+    return {s: path(DATA_SPLIT, dataset=dataset, split=s) for s in DATA_SPLITS} | {
+        "meta": path(DATA_META, dataset=dataset)
+    }
+
+
+def markdown_table() -> str:
+    """CONTRIBUTING.md's artifact table (paths relative to `results/`)."""
+    rows = ["| path | what |", "| --- | --- |"]
+    rows += [f"| `{a.pattern.removeprefix(RESULTS + '/')}` | {a.what} |" for a in ARTIFACTS]
+    rows.append("| `logs/<rule>/...`, `benchmarks/<rule>/...` | every rule's log and Snakemake benchmark (`layout.log`, `layout.benchmark`) |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
