@@ -14,16 +14,10 @@ sys.path.insert(0, str(SRC))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 CIFAR_JPEG_TAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
-#: fixture modules shared by stages' tests (each stage appends its own below its marker line)
+#: fixture modules shared by stages' tests
 pytest_plugins: list[str] = [
-    # -- issue 3: sensitivity + pruning
-    # -- issue 4: quantization
     "quantize_fixtures",
-    # -- issue 5: conversion
-    # -- issue 6: devices + benchmarks
     "device_fixtures",
-    # -- issue 7: on-device retraining
-    # -- issue 8: reports
     "workflow_fixtures",
 ]
 

@@ -21,23 +21,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-data": ("edgeopt.data.cli", "read a dataset source and write the uint8 split cache"),
     "train": ("edgeopt.train.cli", "train a baseline model"),
     "bench-train": ("edgeopt.train.bench", "benchmark the training loop against a plain PyTorch loop"),
-    # -- issue 3: sensitivity + pruning (add this stage's commands below this line)
     "sensitivity": ("edgeopt.prune.sensitivity", "prune each layer group alone at a sweep of ratios, measure accuracy"),
     "prune-plan": ("edgeopt.prune.planner", "choose per-layer pruning ratios for a target, write a recipe"),
     "prune": ("edgeopt.prune.apply", "apply a pruning recipe to a trained model and fine-tune it"),
     "train-width": ("edgeopt.prune.width", "train a thinner (width-multiplier) model from scratch"),
-    # -- issue 4: quantization (add this stage's commands below this line)
     "quantize": ("edgeopt.quantize.cli", "int8 post-training quantization (ORT QDQ, LiteRT) and QAT at 2..8 bits"),
-    # -- issue 5: conversion (add this stage's commands below this line)
     "convert": ("edgeopt.convert.cli", "convert a model variant to a deployable format and check it against PyTorch"),
-    # -- issue 6: devices + benchmarks (add this stage's commands below this line)
     "check-device": ("edgeopt.devices.cli", "connect to devices and list their Python and runtimes"),
     "bench": ("edgeopt.bench.run", "benchmark one deployable model on one device (bench_model rule)"),
-    # -- issue 7: on-device retraining (add this stage's commands below this line)
     "retrain": ("edgeopt.retrain.cli", "fine-tune a model on a device and measure the cost"),
     "setup-ort-training": ("edgeopt.retrain.ort_env", "create the separate onnxruntime-training venv"),
     "bench-retrain": ("edgeopt.retrain.bench", "speedup of layer freezing and reduced precision vs fp32 training"),
-    # -- issue 8: reports (add this stage's commands below this line)
     "report-table": ("edgeopt.report.table_cli", "gather every metrics file into the results table (CSV, Parquet)"),
     "report-figure": ("edgeopt.report.figure_cli", "draw one report figure from the results tables"),
     "report": ("edgeopt.report.cli", "write the self-contained HTML report (with --all: tables and figures too)"),

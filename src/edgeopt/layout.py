@@ -77,7 +77,8 @@ REPORT_HTML = f"{REPORT_DIR}/index.html"
 #: planning-time cache of computed width multipliers (not an artifact a user reads)
 WIDTH_CACHE = f"{RESULTS}/.cache/width_mult.json"
 
-#: every artifact, in the order of the docs table; `parse` tries them in this order
+#: every artifact, in the order of the docs table; `parse` tries them in this order (a fixed name
+#: before a pattern that would also match it: model.onnx before {format}.{ext}, index.html before {table}.{ext})
 ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("data_split", DATA_SPLIT, "`x` uint8 NHWC, `y` int64 (numpy-only readable); split: train, val, test, calib"),
     Artifact("data_meta", DATA_META, "classes, num_classes, image_size, channels, mean, std (0..1 scale)"),
@@ -94,9 +95,9 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("qat_sweep", QAT_SWEEP, "every QAT bit pair of a variant (`edgeopt.records.QAT_SWEEP_COLUMNS`)"),
     Artifact("bench_result", BENCH_RESULT, "`edgeopt.records.BenchResult`: device-side measurements, one entry per batch size"),
     Artifact("retrain_result", RETRAIN_RESULT, "`edgeopt.records.RetrainResult`: on-device retraining cost"),
+    Artifact("report_html", REPORT_HTML, "the HTML report"),
     Artifact("report_table", REPORT_TABLE, "results table (CSV, Parquet) and the sensitivity, qat_sweep, retrain tables"),
     Artifact("report_figure", REPORT_FIGURE, "one figure of `edgeopt.report.catalog.FIGURES`"),
-    Artifact("report_html", REPORT_HTML, "the HTML report"),
 )  # fmt: skip
 
 

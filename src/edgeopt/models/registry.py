@@ -95,6 +95,9 @@ def create_model(
         raise EdgeoptError(f"model {name}: in_channels must be 1 or 3, got {in_channels}")
     if not 0 < width_mult <= 4:
         raise EdgeoptError(f"model {name}: width_mult must be in (0, 4], got {width_mult}")
+    if width_mult != 1.0 and not model_capabilities(name).width:
+        with_width = ", ".join(n for n in list_models() if model_capabilities(n).width)
+        raise EdgeoptError(f"model {name}: width_mult is not supported (models with one: {with_width})")
     return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, width_mult=width_mult)
 
 
