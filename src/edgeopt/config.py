@@ -67,6 +67,20 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     return config
 
 
+def fill_section(name: str, section: dict[str, Any] | None) -> dict[str, Any]:
+    """One config section validated and completed with the schema's defaults (a copy): a stage command
+    called with part of a section (a rule passes only the keys that make its outputs stale, tests pass
+    a few) reads every key by name, and the defaults stay written once, in the schema."""
+    schema = load_schema()["properties"][name]
+    filled = copy.deepcopy(section or {})
+    cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    error = next(iter(sorted(cls(schema).iter_errors(filled), key=lambda e: len(e.absolute_path))), None)
+    if error is not None:
+        where = ".".join([name, *map(str, error.absolute_path)])
+        raise EdgeoptError(f"config: {where}: {error.message}")
+    return filled
+
+
 def _check_across_keys(config: dict[str, Any]) -> None:
     """Rules a JSON schema states poorly: caught here so a bad config fails before any training."""
     prune = config.get("prune") or {}

@@ -28,6 +28,11 @@ class Format:
     def on_device(self) -> bool:
         return self.built_on == "device"
 
+    @property
+    def bits(self) -> int:
+        """Bits per weight and activation of the precision (fp32: 32, fp16: 16, int8: 8)."""
+        return int(self.precision.lstrip("abcdefghijklmnopqrstuvwxyz"))
+
 
 FORMATS: dict[str, Format] = {
     f.name: f

@@ -55,50 +55,38 @@ def path(pattern: str, **wildcards: object) -> str:
 
 
 # ---------------------------------------------------------------- the artifacts, in DAG order
-DATA_SPLIT = f"{RESULTS}/data/{{dataset}}/{{split}}.npz"
-DATA_META = f"{RESULTS}/data/{{dataset}}/meta.json"
-MODEL_FILE = f"{RESULTS}/models/{{model}}/{{variant}}/model.pt"
-MODEL_METRICS = f"{RESULTS}/models/{{model}}/{{variant}}/metrics.json"
-SENSITIVITY_TABLE = f"{RESULTS}/sensitivity/{{model}}/sensitivity.csv"
-SENSITIVITY_PLOT = f"{RESULTS}/sensitivity/{{model}}/sensitivity.png"
-RECIPE = f"{RESULTS}/recipes/{{model}}/{{variant}}.yaml"
-ONNX_EXPORT = f"{RESULTS}/deploy/{{model}}/{{variant}}/model.onnx"
-ONNX_EXPORT_SIDECAR = ONNX_EXPORT + ".json"
-DEPLOY_FILE = f"{RESULTS}/deploy/{{model}}/{{variant}}/{{format}}.{{ext}}"
-DEPLOY_SIDECAR = DEPLOY_FILE + ".json"
-QAT_RESULT = f"{RESULTS}/quantize/{{model}}/{{variant}}/qat-{{pair}}.json"
-QAT_SWEEP = f"{RESULTS}/quantize/{{model}}/{{variant}}/qat_sweep.csv"
-BENCH_RESULT = f"{RESULTS}/bench/{{device}}/{{model}}/{{variant}}/{{format}}.json"
-RETRAIN_RESULT = f"{RESULTS}/retrain/{{device}}/{{model}}/{{framework}}-{{setting}}.json"
-REPORT_DIR = f"{RESULTS}/report"
-REPORT_TABLE = f"{REPORT_DIR}/{{table}}.{{ext}}"
-REPORT_FIGURE = f"{REPORT_DIR}/figures/{{figure}}.png"
-REPORT_HTML = f"{REPORT_DIR}/index.html"
-#: planning-time cache of computed width multipliers (not an artifact a user reads)
-WIDTH_CACHE = f"{RESULTS}/.cache/width_mult.json"
-
 #: every artifact, in the order of the docs table; `parse` tries them in this order (a fixed name
 #: before a pattern that would also match it: model.onnx before {format}.{ext}, index.html before {table}.{ext})
-ARTIFACTS: tuple[Artifact, ...] = (
-    Artifact("data_split", DATA_SPLIT, "`x` uint8 NHWC, `y` int64 (numpy-only readable); split: train, val, test, calib"),
-    Artifact("data_meta", DATA_META, "classes, num_classes, image_size, channels, mean, std (0..1 scale)"),
-    Artifact("model_file", MODEL_FILE, "`edgeopt.models.save_model`/`load_model`: the whole module + meta (arch, num_classes, in_channels, image_size, mean, std, ...)"),
-    Artifact("model_metrics", MODEL_METRICS, "`edgeopt.records.ModelMetrics`: accuracy (test split), loss, macs, params, nonzero_params, weight_sparsity, ..., provenance"),
-    Artifact("sensitivity_table", SENSITIVITY_TABLE, "per-layer pruning sensitivity (`edgeopt.records.SENSITIVITY_COLUMNS`)"),
-    Artifact("sensitivity_plot", SENSITIVITY_PLOT, "the same, drawn"),
-    Artifact("recipe", RECIPE, "declarative compression recipe (editable, replayable)"),
-    Artifact("onnx_export", ONNX_EXPORT, "fp32 ONNX export (dynamic batch)"),
-    Artifact("onnx_export_sidecar", ONNX_EXPORT_SIDECAR, "`edgeopt.records.DeployMetrics` of the export"),
-    Artifact("deploy_file", DEPLOY_FILE, "a deployable artifact; format and extension from `edgeopt.formats.FORMATS` (e.g. `ort-int8.onnx`, `tflite-fp16.tflite`)"),
-    Artifact("deploy_sidecar", DEPLOY_SIDECAR, "`edgeopt.records.DeployMetrics`: runtime, precision, size_bytes, accuracy in that runtime, parity vs PyTorch, deployable, provenance"),
-    Artifact("qat_result", QAT_RESULT, "`edgeopt.records.QatResult`: one QAT bit pair (pair: `w<bits>a<bits>`)"),
-    Artifact("qat_sweep", QAT_SWEEP, "every QAT bit pair of a variant (`edgeopt.records.QAT_SWEEP_COLUMNS`)"),
-    Artifact("bench_result", BENCH_RESULT, "`edgeopt.records.BenchResult`: device-side measurements, one entry per batch size"),
-    Artifact("retrain_result", RETRAIN_RESULT, "`edgeopt.records.RetrainResult`: on-device retraining cost"),
-    Artifact("report_html", REPORT_HTML, "the HTML report"),
-    Artifact("report_table", REPORT_TABLE, "results table (CSV, Parquet) and the sensitivity, qat_sweep, retrain tables"),
-    Artifact("report_figure", REPORT_FIGURE, "one figure of `edgeopt.report.catalog.FIGURES`"),
-)  # fmt: skip
+ARTIFACTS: list[Artifact] = []
+
+
+def _artifact(name: str, pattern: str, what: str) -> str:
+    """Declare an artifact (its name is how `parse` reports it) and return its pattern."""
+    ARTIFACTS.append(Artifact(name, f"{RESULTS}/{pattern}", what))
+    return ARTIFACTS[-1].pattern
+
+
+DATA_SPLIT = _artifact("data_split", "data/{dataset}/{split}.npz", "`x` uint8 NHWC, `y` int64 (numpy-only readable); split: train, val, test, calib")
+DATA_META = _artifact("data_meta", "data/{dataset}/meta.json", "classes, num_classes, image_size, channels, mean, std (0..1 scale)")
+MODEL_FILE = _artifact("model_file", "models/{model}/{variant}/model.pt", "`edgeopt.models.save_model`/`load_model`: the whole module + meta (arch, num_classes, in_channels, image_size, mean, std, ...)")
+MODEL_METRICS = _artifact("model_metrics", "models/{model}/{variant}/metrics.json", "`edgeopt.records.ModelMetrics`: accuracy (test split), loss, macs, params, nonzero_params, weight_sparsity, ..., provenance")
+SENSITIVITY_TABLE = _artifact("sensitivity_table", "sensitivity/{model}/sensitivity.csv", "per-layer pruning sensitivity (`edgeopt.records.SENSITIVITY_COLUMNS`)")
+SENSITIVITY_PLOT = _artifact("sensitivity_plot", "sensitivity/{model}/sensitivity.png", "the same, drawn")
+RECIPE = _artifact("recipe", "recipes/{model}/{variant}.yaml", "declarative compression recipe (editable, replayable)")
+ONNX_EXPORT = _artifact("onnx_export", "deploy/{model}/{variant}/model.onnx", "fp32 ONNX export (dynamic batch)")
+ONNX_EXPORT_SIDECAR = _artifact("onnx_export_sidecar", "deploy/{model}/{variant}/model.onnx.json", "`edgeopt.records.DeployMetrics` of the export")
+DEPLOY_FILE = _artifact("deploy_file", "deploy/{model}/{variant}/{format}.{ext}", "a deployable artifact; format and extension from `edgeopt.formats.FORMATS` (e.g. `ort-int8.onnx`, `tflite-fp16.tflite`)")
+DEPLOY_SIDECAR = _artifact("deploy_sidecar", "deploy/{model}/{variant}/{format}.{ext}.json", "`edgeopt.records.DeployMetrics`: runtime, precision, size_bytes, accuracy in that runtime, parity vs PyTorch, deployable, provenance")
+QAT_RESULT = _artifact("qat_result", "quantize/{model}/{variant}/qat-{pair}.json", "`edgeopt.records.QatResult`: one QAT bit pair (pair: `w<bits>a<bits>`)")
+QAT_SWEEP = _artifact("qat_sweep", "quantize/{model}/{variant}/qat_sweep.csv", "every QAT bit pair of a variant (`edgeopt.records.QAT_SWEEP_COLUMNS`)")
+BENCH_RESULT = _artifact("bench_result", "bench/{device}/{model}/{variant}/{format}.json", "`edgeopt.records.BenchResult`: device-side measurements, one entry per batch size")
+RETRAIN_RESULT = _artifact("retrain_result", "retrain/{device}/{model}/{framework}-{setting}.json", "`edgeopt.records.RetrainResult`: on-device retraining cost")
+REPORT_HTML = _artifact("report_html", "report/index.html", "the HTML report")
+REPORT_TABLE = _artifact("report_table", "report/{table}.{ext}", "results table (CSV, Parquet) and the sensitivity, qat_sweep, retrain tables")
+REPORT_FIGURE = _artifact("report_figure", "report/figures/{figure}.png", "one figure of `edgeopt.report.catalog.FIGURES`")
+REPORT_DIR = REPORT_HTML.rsplit("/", 1)[0]
+#: planning-time cache of computed width multipliers (not an artifact a user reads)
+WIDTH_CACHE = f"{RESULTS}/.cache/width_mult.json"
 
 
 def parse(file: str | Path, root: str | Path = RESULTS) -> tuple[str, dict[str, str]] | None:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeopt.atomic import write_json
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.models.registry import model_capabilities
 from edgeopt.prune.width_cache import GRID, cached_match_width, variant_name  # noqa: F401 (re-exported)
+from edgeopt.records import ModelMetrics, read_record, write_record
 
 
 @functools.lru_cache(maxsize=256)
@@ -65,19 +64,18 @@ def train_width(
     from edgeopt.train.baseline import train_baseline
 
     variant = variant_name(mult)
-    m = train_baseline(model_name, data_dir, out_model, out_metrics, train_cfg, {"width_mult": mult},
-                       checkpoint, variant=variant)
-    m["stage"] = "train_width"
-    m["width_mult"] = mult
+    trained = train_baseline(model_name, data_dir, out_model, out_metrics, train_cfg, {"width_mult": mult},
+                             checkpoint, variant=variant)  # fmt: skip
+    m = ModelMetrics.from_json(trained, out_metrics)
+    m.stage = "train_width"
+    m.extra["width_mult"] = mult
     if pruned_metrics and Path(pruned_metrics).exists():
-        p = json.loads(Path(pruned_metrics).read_text())
-        m["matched_variant"] = p.get("variant", "pruned")
-        m["matched_macs"] = p.get("macs")
-        m["macs_vs_matched"] = m["macs"] / max(p.get("macs") or 1, 1)
-        m["matched_accuracy"] = p.get("accuracy")
-        m["matched_finetune_seconds"] = p.get("finetune_seconds")
-    write_json(out_metrics, m)
-    return m
+        p = read_record(pruned_metrics, ModelMetrics)
+        m.extra.update(
+            matched_variant=p.variant, matched_macs=p.macs, macs_vs_matched=m.macs / max(p.macs or 1, 1),
+            matched_accuracy=p.accuracy, matched_finetune_seconds=p.extra.get("finetune_seconds"),
+        )  # fmt: skip
+    return write_record(out_metrics, m)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
