@@ -154,6 +154,22 @@ class BenchResult(Record):
 
 
 @dataclass(kw_only=True)
+class EngineInfo(Record):
+    """`layout.ENGINE_SIDECAR`: a TensorRT engine copied back from the board that built it, with what it only
+    runs with (TensorRT version, L4T/JetPack, GPU)."""
+
+    device: str
+    engine: str
+    engine_bytes: int
+    tensorrt_version: str | None
+    l4t: str | None = None
+    jetpack: str | None = None
+    gpu: Any = None
+    board: Any = None
+    build: dict[str, Any] = field(default_factory=dict)  # builder, precision, options, build_seconds, command
+
+
+@dataclass(kw_only=True)
 class FileBenchResult(Record):
     """`edgeopt bench FILE --out`: a model file the user brought, measured on one device (not a workflow
     artifact: no model or variant; random inputs unless a data cache was given)."""

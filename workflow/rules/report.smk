@@ -54,6 +54,7 @@ rule plot_figure:
     params:
         cfg=plan.report_plot_json(config),
         tables=lambda w, input: Path(input[0]).parent,
+        caption=lambda w: FIGURES[w.figure].caption,  # shown by `snakemake --report` (figure.rst)
     shell:
         "python -m edgeopt report-figure --figure {wildcards.figure} --tables {params.tables:q}"
         " --params {params.cfg:q} --out {output:q} > {log:q} 2>&1"

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import formats, plan
-from edgeopt.atomic import write_json
 from edgeopt.cli import json_arg
 from edgeopt.devices import Device, File, Output, device_from_json
 from edgeopt.errors import EdgeoptError
 from edgeopt.plan.bench import MEASURE_KEYS  # noqa: F401  (the `bench` keys this command reads)
 from edgeopt.private import open_lock_file, private_dir
 from edgeopt.provenance import device_side, provenance
-from edgeopt.records import BenchResult, write_record
+from edgeopt.records import BenchResult, EngineInfo, write_record
 
 
 @contextlib.contextmanager
@@ -109,21 +108,20 @@ def fetch_engine(device: Device, result: dict[str, Any], local: str | Path) -> d
     local = Path(local)
     device.fetch(build["engine"], local)
     board = result.get("jetson") or {}
-    info = {
-        "device": device.name,
-        "engine": str(local),
-        "engine_bytes": local.stat().st_size,
-        "tensorrt_version": (result.get("runtime_info") or {}).get("version") or build.get("tensorrt_version"),
-        "l4t": board.get("l4t"),
-        "jetpack": board.get("jetpack"),
-        "gpu": (result.get("system") or {}).get("gpu"),
-        "board": (result.get("system") or {}).get("board"),
-        "build": {k: v for k, v in build.items() if k in ("builder", "precision", "options", "build_seconds", "command")},
-        "note": "a TensorRT engine runs only with the TensorRT version and GPU it was built with",
-        "provenance": provenance({"device": device.config.to_dict()}),
-    }
-    write_json(f"{local}.json", info)
-    return info
+    info = EngineInfo(
+        device=device.name,
+        engine=str(local),
+        engine_bytes=local.stat().st_size,
+        tensorrt_version=(result.get("runtime_info") or {}).get("version") or build.get("tensorrt_version"),
+        l4t=board.get("l4t"),
+        jetpack=board.get("jetpack"),
+        gpu=(result.get("system") or {}).get("gpu"),
+        board=(result.get("system") or {}).get("board"),
+        build={k: v for k, v in build.items() if k in ("builder", "precision", "options", "build_seconds", "command")},
+        extra={"note": "a TensorRT engine runs only with the TensorRT version and GPU it was built with"},
+        provenance=provenance({"device": device.config.to_dict()}),
+    )
+    return write_record(f"{local}.json", info)
 
 
 def check_runtime(device: Device, runtime: str, what: str) -> None:

@@ -127,6 +127,8 @@ def verify_artifact(
         thresholds.get("min_top1_agreement"),
     )
     path = Path(artifact)
+    extra = dict(extra or {})
+    bits = {k: extra.pop(k) for k in ("bits_w", "bits_a") if k in extra}  # declared fields, not details
     record = DeployMetrics(
         model=model,
         variant=variant,
@@ -140,11 +142,12 @@ def verify_artifact(
         parity=parity,
         deployable=deployable,
         simulated=simulated,
+        **bits,
         extra={
             "runtime_package": getattr(runner, "package", runtime),
             "runtime_version": getattr(runner, "version", None)
             or _package_version(getattr(runner, "package", runtime)),
-            **(extra or {}),
+            **extra,
         },
         provenance=provenance(settings),
     )
