@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import EdgeoptError
-from edgeopt.models.registry import BUILTIN_CAPABILITIES
+from edgeopt.models.builtins import BUILTIN_CAPABILITIES
 
 #: built-in registry names: those the (torch-free) registry declares capabilities for
 BUILTIN_MODELS = tuple(BUILTIN_CAPABILITIES)

@@ -10,10 +10,10 @@ so planning the DAG stays fast: the built-in models' capabilities are declared i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgeopt.errors import EdgeoptError
+from edgeopt.models.builtins import BUILTIN_CAPABILITIES, Capabilities
 
 if TYPE_CHECKING:
     from torch import nn
@@ -22,22 +22,6 @@ ModelFn = Callable[..., "nn.Module"]
 _REGISTRY: dict[str, ModelFn] = {}
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What a model supports beyond plain structured pruning."""
-
-    residual: bool = False  # has residual blocks: the `zeropad` variant applies
-    width: bool = False  # its constructor honours `width_mult`: the `width<mult>` variant applies
-
-
-#: capabilities of the models registered by edgeopt.models (declared here so planning needs no torch)
-BUILTIN_CAPABILITIES: dict[str, Capabilities] = {
-    "resnet20": Capabilities(residual=True, width=True),
-    "resnet56": Capabilities(residual=True, width=True),
-    "resnet18": Capabilities(residual=True, width=False),
-    "mobilenetv2": Capabilities(residual=True, width=True),
-    "vgg16": Capabilities(residual=False, width=True),
-}
 _CAPABILITIES: dict[str, Capabilities] = dict(BUILTIN_CAPABILITIES)
 
 
