@@ -17,7 +17,7 @@ import jsonschema
 import yaml
 
 from edgeopt.data.download_policy import check_download
-from edgeopt.devices.config import check_python
+from edgeopt.devices.config import check_python, device_runtimes, device_settings
 from edgeopt.errors import EdgeoptError
 from edgeopt.names import NAME_PATTERN, NAME_RULE, check_path_component
 
@@ -148,19 +148,18 @@ def _check_qat_variants(config: dict[str, Any]) -> None:
 
 def _check_latency_target(config: dict[str, Any]) -> None:
     """A latency target reads a baseline benchmark: its device and format must be ones that get measured."""
-    from edgeopt import plan
-    from edgeopt.formats import FORMATS
+    from edgeopt.formats import FORMATS, runtime
 
     target = (config.get("prune") or {}).get("target") or {}
     if target.get("kind") != "latency" or "pruned" not in ((config.get("prune") or {}).get("variants") or []):
         return
-    devices = plan.device_settings(config)
+    devices = device_settings(config)
     device = target.get("device", "local")
     if device not in devices:
         raise EdgeoptError(f"config: prune.target.device: {device!r} is not an enabled device "
                            f"(devices: {', '.join(devices)})")
-    runtimes = plan.device_runtimes(config, device)
-    formats = [f for f in FORMATS if plan.format_runtime(f) in runtimes]
+    runtimes = device_runtimes(config, device)
+    formats = [f for f in FORMATS if runtime(f) in runtimes]
     if target.get("format", "ort-fp32") not in formats:
         raise EdgeoptError(f"config: prune.target.format: {target.get('format')!r} is not a format benchmarked on "
                            f"{device} (its runtimes allow: {', '.join(formats)})")
@@ -194,9 +193,9 @@ def run(args: argparse.Namespace) -> int:
     for f in args.configfile:
         merged = deep_merge(merged, read_config_file(f))
     check_config(merged)
-    from edgeopt import plan
+    from edgeopt.model_capabilities import model_notes
 
-    for note in plan.model_notes(merged):  # builds and checks every model from outside the registry
+    for note in model_notes(merged):  # builds and checks every model from outside the registry
         print(note)
     print("config OK")
     return 0

@@ -21,14 +21,17 @@ from typing import Any
 from edgeopt import layout
 from edgeopt.atomic import write_json
 from edgeopt.errors import EdgeoptError
-from edgeopt.model_entries import ModelSpec, factory_ref, resolve_path
+from edgeopt.model_entries import ModelSpec, factory_ref, model_specs, resolve_path
 from edgeopt.models.registry import BUILTIN_CAPABILITIES, declared_capabilities
 
 CACHE_DIR = layout.MODEL_CAPABILITIES_CACHE
 #: bump when the probe decides differently, so old cache entries are recomputed
 PROBE_VERSION = 1
 
-__all__ = ["BUILTIN_CAPABILITIES", "model_capabilities", "probe", "onnx_input", "input_matches"]
+__all__ = [
+    "BUILTIN_CAPABILITIES", "model_capabilities", "config_capabilities", "model_notes", "probe", "onnx_input",
+    "input_matches",
+]  # fmt: skip
 #: what the deploy-only (ONNX) entries can do: none of the PyTorch stages
 ONNX_CAPABILITIES = {"structured": False, "residual": False, "width": False, "torch": False}
 
@@ -72,6 +75,18 @@ def model_capabilities(
     except OSError:
         pass
     return caps
+
+
+def config_capabilities(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """`model_capabilities` of the `models:` entry named `model`, on the config's dataset (what the planner asks)."""
+    ds = config["dataset"]
+    return model_capabilities(model_specs(config)[model], int(ds["image_size"]), int(ds["channels"]))
+
+
+def model_notes(config: dict[str, Any]) -> list[str]:
+    """One line per variant or stage a model of the config skips (printed by the Snakefile and
+    `edgeopt check-config`, shown in the report); builds and checks every new entry from outside the registry."""
+    return [n for m in model_specs(config) for n in config_capabilities(config, m).get("notes", [])]
 
 
 def _builtin(spec: ModelSpec) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgeopt import formats, layout
+from edgeopt.devices.config import device_runtimes, device_settings
 from edgeopt.plan.common import compact_json, subset
 from edgeopt.plan.models import model_names
 from edgeopt.plan.variants import deploy_formats, deploy_path, model_variants, onnx_path
@@ -63,13 +64,6 @@ def engine_path(device: str, model: str, variant: str, fmt: str) -> str:
     return layout.path(layout.ENGINE, device=device, model=model, variant=variant, format=fmt)
 
 
-def device_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Enabled devices -> their settings (`local` always present)."""
-    devices = {k: dict(v or {}) for k, v in (config.get("devices") or {}).items()}
-    devices.setdefault("local", {})
-    return {k: v for k, v in devices.items() if v.get("enabled", True)}
-
-
 def bench_devices(config: dict[str, Any]) -> list[str]:
     """Devices to benchmark on: `bench.devices`, or every enabled device."""
     from edgeopt.errors import EdgeoptError
@@ -82,10 +76,6 @@ def bench_devices(config: dict[str, Any]) -> list[str]:
     if unknown:
         raise EdgeoptError(f"config: bench.devices: {unknown[0]!r} is not an enabled device in `devices`")
     return list(chosen)
-
-
-def device_runtimes(config: dict[str, Any], device: str) -> list[str]:
-    return list(device_settings(config)[device].get("runtimes") or ["onnxruntime", "tflite"])
 
 
 def bench_formats(config: dict[str, Any], device: str) -> list[str]:

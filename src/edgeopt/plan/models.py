@@ -1,8 +1,8 @@
 """Planning of the `models:` entries: names, what each model can go through, how its baseline is made.
 
-What a model supports is answered in one place, `edgeopt.model_capabilities.model_capabilities`: the
-registry declares it for built-in models, and models from outside the registry are built once, checked
-and cached. Every stage's planner asks `model_capabilities(config, model)` here.
+What a model supports is answered in one place, `edgeopt.model_capabilities`: the registry declares it
+for built-in models, and models from outside the registry are built once, checked and cached. Every
+stage's planner asks `model_capabilities(config, model)` (that module's `config_capabilities`) here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ import re
 from typing import Any
 
 from edgeopt import formats, layout
+from edgeopt.model_capabilities import config_capabilities as model_capabilities
+from edgeopt.model_capabilities import model_notes
 from edgeopt.plan.common import compact_json, model_metrics
+
+__all__ = ["model_capabilities", "model_notes"]  # the planner's names for edgeopt.model_capabilities' answers
 
 
 def model_specs(config: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -34,15 +38,6 @@ def model_options(config: dict[str, Any], model: str) -> dict[str, Any]:
     return dict(config.get("model_options", {}).get(model) or {})
 
 
-def model_capabilities(config: dict[str, Any], model: str) -> dict[str, Any]:
-    """What `model` can go through (structured / residual / width / torch, and notes on what it skips):
-    declared by the registry for a built-in model, worked out once and cached for any other."""
-    from edgeopt.model_capabilities import model_capabilities as caps
-
-    ds = config["dataset"]
-    return caps(model_spec(config, model), int(ds["image_size"]), int(ds["channels"]))
-
-
 def has_torch_model(config: dict[str, Any], model: str) -> bool:
     """False for a deploy-only ONNX entry: the stages that need the PyTorch model skip it."""
     return not model_spec(config, model).deploy_only
@@ -63,11 +58,6 @@ def model_formats(config: dict[str, Any], model: str, fmts: list[str]) -> list[s
     if has_torch_model(config, model):
         return fmts
     return [f for f in fmts if formats.get(f).from_onnx]
-
-
-def model_notes(config: dict[str, Any]) -> list[str]:
-    """One line per variant or stage a model skips (printed by the Snakefile, shown in the report)."""
-    return [n for m in model_names(config) for n in model_capabilities(config, m).get("notes", [])]
 
 
 def model_params_json(config: dict[str, Any], model: str) -> str:
