@@ -161,4 +161,5 @@ def device_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def device_runtimes(config: dict[str, Any], device: str) -> list[str]:
-    return list(device_settings(config)[device].get("runtimes") or ["onnxruntime", "tflite"])
+    """Runtimes `device` has (its `runtimes`, else the `DeviceConfig` default)."""
+    return list(device_settings(config)[device].get("runtimes") or DeviceConfig.runtimes)

@@ -19,6 +19,7 @@ class Figure:
     name: str
     needs: tuple[str, ...]
     category: str
+    title: str  # its heading in the HTML report
     caption: str  # reStructuredText: what the figure shows and how to read it
 
 
@@ -26,7 +27,7 @@ FIGURES: dict[str, Figure] = {
     f.name: f
     for f in (
         Figure(
-            "accuracy_latency", ("bench_result",), "Accuracy vs latency",
+            "accuracy_latency", ("bench_result",), "Accuracy vs latency", "Accuracy vs latency per device (Pareto front)",
             (
                 'Accuracy vs latency on each device (one panel per device, batch size from ``report.batch_size``). '
                 'Every point is one model variant in one deployable format, measured on that device; the accuracy is the '
@@ -36,7 +37,7 @@ FIGURES: dict[str, Figure] = {
             ),
         ),
         Figure(
-            "accuracy_size", (), "Accuracy vs model size",
+            "accuracy_size", (), "Accuracy vs model size", "Accuracy vs model size",
             (
                 'Accuracy vs on-disk model size (log scale) of every variant and format: PyTorch checkpoints and each '
                 "converted artifact, with the accuracy measured in that format's own runtime on the host. Ringed points "
@@ -44,7 +45,7 @@ FIGURES: dict[str, Figure] = {
             ),
         ),
         Figure(
-            "sensitivity", ("sensitivity_table",), "Pruning sensitivity",
+            "sensitivity", ("sensitivity_table",), "Pruning sensitivity", "Pruning sensitivity",
             (
                 'Pruning sensitivity: validation accuracy when a single layer (or dependency group) is pruned alone at each '
                 'ratio, without fine-tuning. Flat lines are layers that can be pruned hard; steep ones should be kept. '
@@ -52,7 +53,7 @@ FIGURES: dict[str, Figure] = {
             ),
         ),
         Figure(
-            "qat_sweep", ("qat_sweep", "qat_result"), "Quantization",
+            "qat_sweep", ("qat_sweep", "qat_result"), "Quantization", "Quantization bit-width sweep",
             (
                 'Quantization bit-width sweep: test accuracy after quantization-aware training at each weight bit width, '
                 'one line per activation bit width; the dashed line is the fp32 baseline. Below 8 bits (grey band) the '
@@ -61,7 +62,7 @@ FIGURES: dict[str, Figure] = {
             ),
         ),
         Figure(
-            "retrain_speedup", ("retrain_result",), "On-device retraining",
+            "retrain_speedup", ("retrain_result",), "On-device retraining", "On-device retraining speedups",
             (
                 'On-device retraining speed: training images per second of each setting (frozen layers, reduced '
                 'precision) relative to plain fp32 training of the same model, framework and device (1.0 = dashed line).'

@@ -19,13 +19,6 @@ from edgeopt import atomic
 from edgeopt.provenance import git_commit
 from edgeopt.report.catalog import FIGURES
 
-TITLES = {
-    "accuracy_latency": "Accuracy vs latency per device (Pareto front)",
-    "accuracy_size": "Accuracy vs model size",
-    "sensitivity": "Pruning sensitivity",
-    "qat_sweep": "Quantization bit-width sweep",
-    "retrain_speedup": "On-device retraining speedups",
-}
 #: (column, header, formatter) of the HTML results table
 SHOWN = [
     ("model", "model", str),
@@ -65,6 +58,10 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-figures-rendered', ok.length + '/' + imgs.length);
 });
 """
+
+
+def _title(figure: str) -> str:
+    return FIGURES[figure].title if figure in FIGURES else figure
 
 
 def caption(figure: str) -> str:
@@ -130,14 +127,14 @@ def render(
         f" · commit {html.escape(str(git_commit()))} · {len(tables['results'])} result rows"
         f' · data: <a href="{csv_name}">{csv_name}</a>, <a href="results.parquet">results.parquet</a></p>',
         "<nav>"
-        + "".join(f'<a href="#{n}">{html.escape(TITLES.get(n, n))}</a>' for n in figures)
+        + "".join(f'<a href="#{n}">{html.escape(_title(n))}</a>' for n in figures)
         + '<a href="#table">Results table</a></nav>',
     ]
     for name, path in figures.items():
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         parts.append(
-            f'<figure id="{name}"><h2>{html.escape(TITLES.get(name, name))}</h2>'
-            f'<img alt="{html.escape(TITLES.get(name, name))}" src="data:image/png;base64,{data}">'
+            f'<figure id="{name}"><h2>{html.escape(_title(name))}</h2>'
+            f'<img alt="{html.escape(_title(name))}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(caption(name))}</figcaption></figure>"
         )
     if cfg.get("notes"):  # what models skipped (a variant or stage they cannot take), said by the planner
