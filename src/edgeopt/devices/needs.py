@@ -36,7 +36,7 @@ HINTS = {
     "tensorrt": "JetPack's python3-libnvinfer; make the venv with --system-site-packages",
     "cuda.bindings.runtime": "pip install cuda-python (matching the board's CUDA)",
     "torch": "pip install torch (NVIDIA's JetPack wheel on a Jetson)",
-    "onnxruntime.training.api": "a venv from envs/ort-training.txt (edgeopt device setup does it)",
+    "onnxruntime.training.api": "a venv with onnxruntime-training: edgeopt device setup makes one",
 }
 
 
@@ -87,12 +87,24 @@ def planned_needs(config: dict[str, Any], device: Device) -> list[Need]:
     return needs
 
 
+#: found by walking the import path, never importing: a package's __init__ may need more than the job
+#: (onnxruntime/training/__init__.py imports torch; the retraining script bypasses it) or take seconds (torch)
 _PROBE = """
-import importlib.util, json, sys
+import importlib.machinery, json, sys
+def found(name):
+    path = None
+    for part in name.split("."):
+        if path is None and part != name.split(".")[0]:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(part, path)
+        if spec is None:
+            return False
+        path = spec.submodule_search_locations
+    return True
 out = {}
 for name in json.loads(sys.argv[1]):
     try:
-        out[name] = importlib.util.find_spec(name) is not None
+        out[name] = found(name)
     except Exception:
         out[name] = False
 print(json.dumps(out))
@@ -100,7 +112,7 @@ print(json.dumps(out))
 
 
 def probe(device: Device, python: str, modules: list[str]) -> dict[str, bool] | str:
-    """Which of `modules` `python` finds on the device (found without importing: torch takes seconds);
+    """Which of `modules` `python` finds on the device (on its import path, nothing imported);
     a string saying why when that interpreter does not run."""
     try:
         proc = device.run([python, "-c", _PROBE, json.dumps(modules)], timeout=device.config.timeout or 120, check=False)
