@@ -150,7 +150,7 @@ def test_device_setup_end_to_end_on_the_loopback_board(sshd_server, tmp_path: Pa
     proc = edgeopt(*setup, timeout=1200)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert f"board: x86_64, python 3." in out and "using device-x86.txt" in out
+    assert "board: x86_64, python 3." in out and "using device-x86.txt" in out
     assert f"board: made: {wd}/venv" in out and f"board: made: {wd}/venv-ort-training" in out, out
     assert "board: ready for every planned job" in out
     snippet = yaml.safe_load(out.split("add to your device file:\n", 1)[1].split("board: ready")[0])
