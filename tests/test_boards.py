@@ -131,6 +131,8 @@ def test_device_setup_end_to_end_on_the_loopback_board(sshd_server, tmp_path: Pa
     (PyTorch retraining with `retrain.device_python`). A second setup is a no-op that still checks."""
     import time
 
+    from device_fixtures import setup_snippet
+
     wd = tmp_path / "wd"
     board = sshd_server.device_settings(workdir=str(wd), runtimes=["onnxruntime", "tflite"])
     devices = write(tmp_path / "board.yaml", {"devices": {"board": board}})
@@ -153,7 +155,7 @@ def test_device_setup_end_to_end_on_the_loopback_board(sshd_server, tmp_path: Pa
     assert "board: x86_64, python 3." in out and "using device-x86.txt" in out
     assert f"board: made: {wd}/venv" in out and f"board: made: {wd}/venv-ort-training" in out, out
     assert "board: ready for every planned job" in out
-    snippet = yaml.safe_load(out.split("add to your device file:\n", 1)[1].split("board: ready")[0])
+    snippet = setup_snippet(out, "board")
     assert snippet["devices"]["board"]["python"] == f"{wd}/venv/bin/python"
     assert snippet["retrain"]["device_python"]["board"] == {
         "pytorch": sys.executable, "onnxruntime": f"{wd}/venv-ort-training/bin/python"

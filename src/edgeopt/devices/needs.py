@@ -82,7 +82,7 @@ def planned_needs(config: dict[str, Any], device: Device) -> list[Need]:
             needs.append(Need(what, RUNTIME_MODULES[runtime], device.python))
             if runtime == "tensorrt":
                 needs.append(Need(what + " (running engines)", CUDA_BINDING, device.python))
-    for framework in sorted({job[2] for job in plan.retrain_jobs(config) if job[0] == name}):
+    for framework in sorted(retrain_frameworks(config, name)):
         needs.append(Need(f"retrain {framework}", TRAINING_MODULES[framework], training_python(config, device, framework)))
     return needs
 
@@ -122,6 +122,25 @@ def probe(device: Device, python: str, modules: list[str]) -> dict[str, bool] | 
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return f"{python} does not run (exit {proc.returncode}: {last})"
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def retrain_frameworks(config: dict[str, Any], name: str) -> set[str]:
+    """The retraining frameworks the config plans on device `name`."""
+    return {job[2] for job in plan.retrain_jobs(config) if job[0] == name}
+
+
+def missing_runtimes(config: dict[str, Any], device: Device, info: dict[str, Any]) -> list[str]:
+    """The device's declared `runtimes` that do not import (`info`: `Device.check()` with its `python`).
+    `pytorch` counts where the PyTorch jobs run: with retraining planned `missing` reports it once, for the
+    interpreter that job uses; else `retrain.device_python`'s torch interpreter, if set, is looked at."""
+    missing = list(info["missing_runtimes"])
+    if "pytorch" in missing:
+        python = training_python(config, device, "pytorch")
+        if "pytorch" in retrain_frameworks(config, device.name) or (
+            python != device.python and probe(device, python, ["torch"]) == {"torch": True}
+        ):
+            missing.remove("pytorch")
+    return missing
 
 
 def power_problem(device: Device) -> str | None:

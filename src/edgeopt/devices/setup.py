@@ -5,7 +5,7 @@ a Jetson, another aarch64 board, an x86 box; or `--requirements FILE`), adds tor
 board retrains with PyTorch (envs/device-<kind>-torch.txt where one pins a wheel that fits the
 board) and an onnxruntime-training venv (the package's retrain/ort-training.txt) where it
 retrains with ONNX Runtime, unless `retrain.device_python` already names the interpreter for
-that framework; then checks the board with those interpreters (`needs.missing`).
+that framework. The caller then checks the board as `check-device` does, with those interpreters.
 Idempotent: a venv built from the same requirements is kept (a stamp holds their hash), so a
 second setup costs one SSH round trip per venv plus the check.
 """
@@ -15,11 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgeopt import plan
+from edgeopt.devices.needs import retrain_frameworks
 from edgeopt.devices.transport import Device, SshDevice
 from edgeopt.errors import EdgeoptError
 from edgeopt.retrain.ort_env import REQUIREMENTS as ORT_TRAINING_REQUIREMENTS
@@ -101,10 +100,6 @@ def make_venv(
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else f"made: {venv}"
 
 
-def retrain_frameworks(config: dict[str, Any], name: str) -> set[str]:
-    return {job[2] for job in plan.retrain_jobs(config) if job[0] == name}
-
-
 def setup_device(
     config: dict[str, Any],
     device: Device,
@@ -113,8 +108,8 @@ def setup_device(
     with_torch: bool = True,
     timeout: float = 3600,
     say: Any = print,
-) -> tuple[dict[str, Any], list[str]]:
-    """Provision `device`; returns (the config with its interpreters set, the check's missing lines)."""
+) -> dict[str, Any]:
+    """Provision `device`; returns the config with the interpreters it made set."""
     if not isinstance(device, SshDevice):
         raise EdgeoptError(f"device setup: {device.name} runs on this machine (no SSH): nothing to provision")
     facts = json.loads(device.run([base_python, "-c", _FACTS], timeout=120).stdout.strip().splitlines()[-1])
@@ -139,11 +134,7 @@ def setup_device(
         say(f"{device.name}: {make_venv(device, base_python, ort_venv, [ORT_TRAINING_REQUIREMENTS], False, timeout)}")
         device_python.setdefault(device.name, {})["onnxruntime"] = f"{ort_venv}/bin/python"
     retrain["device_python"] = device_python
-    new_config = {**config, "devices": {**(config.get("devices") or {}), device.name: settings}, "retrain": retrain}
-    from edgeopt.devices import needs
-
-    checked = replace(device.config, python=settings["python"])
-    return new_config, needs.missing(new_config, SshDevice(checked))
+    return {**config, "devices": {**(config.get("devices") or {}), device.name: settings}, "retrain": retrain}
 
 
 def config_snippet(config: dict[str, Any], name: str) -> str:
