@@ -116,7 +116,8 @@ def setup_device(
     kind = board_kind(facts)
     req = Path(requirements) if requirements else ENVS / f"device-{kind}.txt"
     if not req.is_file():
-        raise EdgeoptError(f"device setup: {req}: requirements file not found")
+        hint = "" if requirements else " (only a checkout has envs/: pass --requirements FILE)"
+        raise EdgeoptError(f"device setup: {req}: requirements file not found{hint}")
     say(f"{device.name}: {facts['machine']}, python {facts['python']}{' (Jetson)' if facts['jetson'] else ''}; using {req.name}")
     frameworks = retrain_frameworks(config, device.name)
     retrain = dict(config.get("retrain") or {})
