@@ -14,7 +14,7 @@ import pytest
 import yaml
 from slurm_cluster import missing_binaries, run_in_cluster
 from snakemake.iocontainers import Wildcards
-from workflow_fixtures import ROOT, checkout_copy, parse_dry_run, readme_command, run_in
+from workflow_fixtures import ROOT, bench_workdir, checkout_copy, parse_dry_run, readme_command, run_in
 
 from edgeopt import plan
 
@@ -130,13 +130,7 @@ def test_board_jobs_stay_on_the_submitting_host_under_slurm(
     """profiles/slurm on a real cluster: training is an sbatch job; a benchmark and a retraining job on a
     board over SSH run on the submitting host (Snakemake's local jobs: the board is reached from here, not
     from a compute node), the retraining job with one thread, not all of the host's cores."""
-    import shutil
-
-    work = tmp_path / "wf"
-    shutil.copytree(tiny_data, work / "results" / "data" / "cifar10-tiny")
-    bench_deploy = work / plan.deploy_path("resnet20", "v2", "ort-fp32")
-    bench_deploy.parent.mkdir(parents=True)
-    shutil.copyfile(tiny_onnx, bench_deploy)
+    work = bench_workdir(tmp_path / "wf", tiny_data, tiny_onnx, variants=("v2",))
     cfg = {
         "dataset": {"name": "cifar10-tiny"},
         "models": ["resnet20"],
