@@ -27,9 +27,8 @@ TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 #: VIN_SYS_5V0) or an unconnected monitor channel (`NC`)
 NOT_SUMMED = ("VDDQ_VDD2_1V8AO", "NC")
 
-#: `NAME now/avg` with or without mW (a third `/max` value is accepted); a rail can read slightly negative
-#: near zero load (AGX Orin's VDD_CPU_CV)
-_TEGRA_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s+(-?\d+)(?:mW)?/(-?\d+)(?:mW)?(?:/-?\d+(?:mW)?)?(?=\s|$)")
+#: `NAME now/avg` with or without mW; a rail can read slightly negative near zero load (AGX Orin's VDD_CPU_CV)
+_TEGRA_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s+(-?\d+)(?:mW)?/(-?\d+)(?:mW)?(?=\s|$)")
 _NOT_RAILS = {"RAM", "SWAP", "IRAM", "LFB"}
 
 
