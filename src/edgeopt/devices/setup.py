@@ -23,7 +23,8 @@ from edgeopt.devices.transport import Device, SshDevice
 from edgeopt.errors import EdgeoptError
 from edgeopt.retrain.ort_env import REQUIREMENTS as ORT_TRAINING_REQUIREMENTS
 
-ENVS = Path(__file__).resolve().parents[3] / "envs"
+#: the device requirement lists (package data; a checkout's envs/device-*.txt link here)
+ENVS = Path(__file__).resolve().parent / "requirements"
 
 #: remote script: (re)make a venv from a requirements file unless its stamp matches
 _MAKE_VENV = r"""
@@ -116,8 +117,7 @@ def setup_device(
     kind = board_kind(facts)
     req = Path(requirements) if requirements else ENVS / f"device-{kind}.txt"
     if not req.is_file():
-        hint = "" if requirements else " (only a checkout has envs/: pass --requirements FILE)"
-        raise EdgeoptError(f"device setup: {req}: requirements file not found{hint}")
+        raise EdgeoptError(f"device setup: {req}: requirements file not found")
     say(f"{device.name}: {facts['machine']}, python {facts['python']}{' (Jetson)' if facts['jetson'] else ''}; using {req.name}")
     frameworks = retrain_frameworks(config, device.name)
     retrain = dict(config.get("retrain") or {})
