@@ -77,6 +77,19 @@ def test_retrain_device_python_is_the_interpreter_checked(sshd_server, device_py
     assert lines == []  # this interpreter (the dev venv) has torch; the board's own python is not used
 
 
+def test_declared_pytorch_runtime_is_looked_for_where_pytorch_runs(sshd_server, device_python, tmp_path: Path) -> None:
+    """`runtimes: [..., pytorch]` on a board whose benchmark venv has no torch: missing, unless
+    `retrain.device_python` names an interpreter with torch there (where PyTorch jobs run)."""
+    board = sshd_server.device_settings(python=str(device_python), runtimes=["onnxruntime", "pytorch"])
+    devices = write(tmp_path / "board.yaml", {"devices": {"board": board}, "bench": {"devices": ["board"]}})
+    proc = edgeopt("check-device", "board", "--config", str(devices))
+    assert proc.returncode == 1
+    assert "board: missing runtimes: pytorch (configured but not importable)" in proc.stdout, proc.stdout
+    torch_python = write(tmp_path / "torch.yaml", {"retrain": {"device_python": {"board": {"pytorch": sys.executable}}}})
+    proc = edgeopt("check-device", "board", "--config", str(devices), "--config", str(torch_python))
+    assert proc.returncode == 0 and "board: ready for every planned job" in proc.stdout, proc.stdout + proc.stderr
+
+
 @pytest.mark.slow
 def test_device_setup_makes_the_venv_then_checks_it(sshd_server, tmp_path: Path) -> None:
     """`edgeopt device setup` on the loopback board: a venv from envs/device-x86.txt in its workdir, then
