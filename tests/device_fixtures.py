@@ -184,3 +184,16 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Pat
     out = tmp_path_factory.mktemp("deploy") / "ort-fp32.onnx"
     export_onnx(model, out, image_size=meta["image_size"], in_channels=meta.get("in_channels", 3))
     return out
+
+
+def setup_snippet(output: str, name: str) -> dict:
+    """The device-file lines `edgeopt device setup NAME` printed (up to its check's first `NAME: ` line)."""
+    text = output.split(f"{name}: add to your device file:\n", 1)[1]
+    lines = []
+    for line in text.splitlines():
+        if line.startswith(f"{name}: "):
+            break
+        lines.append(line)
+    import yaml
+
+    return yaml.safe_load("\n".join(lines))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,13 +137,9 @@ def test_rule_runs_per_device_and_a_down_device_fails_only_its_jobs(
 ) -> None:
     """Real snakemake: local + SSH board succeed, a board whose port is closed fails alone with one line."""
     from device_fixtures import free_port
+    from workflow_fixtures import bench_workdir
 
-    work = tmp_path / "wf"
-    data = work / "results" / "data" / "cifar10-tiny"
-    shutil.copytree(tiny_data, data)
-    deploy = work / plan.deploy_path("resnet20", "baseline", "ort-fp32")
-    deploy.parent.mkdir(parents=True)
-    shutil.copyfile(tiny_onnx, deploy)
+    work = bench_workdir(tmp_path / "wf", tiny_data, tiny_onnx)
     cfg = {
         "dataset": {"name": "cifar10-tiny"},
         "models": ["resnet20"],

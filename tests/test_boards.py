@@ -77,6 +77,19 @@ def test_retrain_device_python_is_the_interpreter_checked(sshd_server, device_py
     assert lines == []  # this interpreter (the dev venv) has torch; the board's own python is not used
 
 
+def test_declared_pytorch_runtime_is_looked_for_where_pytorch_runs(sshd_server, device_python, tmp_path: Path) -> None:
+    """`runtimes: [..., pytorch]` on a board whose benchmark venv has no torch: missing, unless
+    `retrain.device_python` names an interpreter with torch there (where PyTorch jobs run)."""
+    board = sshd_server.device_settings(python=str(device_python), runtimes=["onnxruntime", "pytorch"])
+    devices = write(tmp_path / "board.yaml", {"devices": {"board": board}, "bench": {"devices": ["board"]}})
+    proc = edgeopt("check-device", "board", "--config", str(devices))
+    assert proc.returncode == 1
+    assert "board: missing runtimes: pytorch (configured but not importable)" in proc.stdout, proc.stdout
+    torch_python = write(tmp_path / "torch.yaml", {"retrain": {"device_python": {"board": {"pytorch": sys.executable}}}})
+    proc = edgeopt("check-device", "board", "--config", str(devices), "--config", str(torch_python))
+    assert proc.returncode == 0 and "board: ready for every planned job" in proc.stdout, proc.stdout + proc.stderr
+
+
 @pytest.mark.slow
 def test_device_setup_makes_the_venv_then_checks_it(sshd_server, tmp_path: Path) -> None:
     """`edgeopt device setup` on the loopback board: a venv from envs/device-x86.txt in its workdir, then
@@ -107,6 +120,80 @@ def test_device_setup_makes_the_venv_then_checks_it(sshd_server, tmp_path: Path)
     )  # fmt: skip
     assert proc.returncode == 0 and "board: up to date: " in proc.stdout, proc.stdout + proc.stderr
     assert "board: ready for every planned job" in proc.stdout
+
+
+def test_torch_for_retraining_fits_the_board() -> None:
+    """PyTorch comes from envs/device-<kind>-torch.txt where one pins a wheel for the board (a Pi: the
+    CPU-only aarch64 torch), never on a Jetson (NVIDIA's JetPack wheel), and `torch` elsewhere; a
+    requirements file's comment that mentions torch (device-x86.txt: "no torch") does not count."""
+    from edgeopt.devices.setup import ENVS, requirement_names, torch_requirements
+
+    assert torch_requirements("rpi", ENVS / "device-rpi.txt") == [ENVS / "device-rpi-torch.txt"]
+    assert torch_requirements("x86", ENVS / "device-x86.txt") == ["torch"]
+    assert torch_requirements("jetson", ENVS / "device-jetson.txt") == []
+    assert "torch" not in requirement_names(ENVS / "device-x86.txt")
+    assert requirement_names(ENVS / "device-jetson.txt") >= {"numpy", "onnxruntime", "ai-edge-litert", "cuda-python"}
+    assert torch_requirements("rpi", ENVS / "device-rpi-torch.txt") == []
+
+
+@pytest.mark.slow
+def test_device_setup_end_to_end_on_the_loopback_board(sshd_server, tmp_path: Path) -> None:
+    """`edgeopt device setup` with nothing but the device and the plan: the x86 board gets a venv from
+    envs/device-x86.txt and, for ONNX Runtime retraining, one from the package's ort-training.txt;
+    `check-device` with the printed lines then passes with the interpreter of every planned job
+    (PyTorch retraining with `retrain.device_python`). A second setup is a no-op that still checks."""
+    import time
+
+    from device_fixtures import setup_snippet
+
+    wd = tmp_path / "wd"
+    board = sshd_server.device_settings(workdir=str(wd), runtimes=["onnxruntime", "tflite"])
+    devices = write(tmp_path / "board.yaml", {"devices": {"board": board}})
+    planned = write(
+        tmp_path / "plan.yaml",
+        {
+            "convert": {"formats": ["ort-fp32", "ort-int8", "tflite-int8"]},
+            "bench": {"devices": ["board"]},
+            "retrain": {
+                "devices": ["board"],
+                "frameworks": ["pytorch", "onnxruntime"],
+                "device_python": {"board": {"pytorch": sys.executable}},
+            },
+        },
+    )
+    setup = ["device", "setup", "board", "--config", str(devices), "--config", str(planned)]
+    proc = edgeopt(*setup, timeout=1200)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "board: x86_64, python 3." in out and "using device-x86.txt" in out
+    assert f"board: made: {wd}/venv" in out and f"board: made: {wd}/venv-ort-training" in out, out
+    assert "board: ready for every planned job" in out
+    snippet = setup_snippet(out, "board")
+    assert snippet["devices"]["board"]["python"] == f"{wd}/venv/bin/python"
+    assert snippet["retrain"]["device_python"]["board"] == {
+        "pytorch": sys.executable, "onnxruntime": f"{wd}/venv-ort-training/bin/python"
+    }  # fmt: skip
+    lines = write(tmp_path / "setup-lines.yaml", snippet)
+    check = edgeopt("check-device", "board", "--config", str(devices), "--config", str(planned), "--config", str(lines))
+    assert check.returncode == 0 and "board: ready for every planned job" in check.stdout, check.stdout + check.stderr
+    # the check probes each job's own interpreter: without the ORT venv the ORT retraining job misses its module
+    no_ort = write(tmp_path / "no-ort.yaml", {"retrain": {"device_python": {"board": {"onnxruntime": f"{wd}/venv/bin/python"}}}})
+    check = edgeopt("check-device", "board", "--config", str(devices), "--config", str(planned), "--config", str(lines),
+                    "--config", str(no_ort))  # fmt: skip
+    assert check.returncode == 1
+    missing = [ln for ln in check.stdout.splitlines() if "missing" in ln]
+    assert missing == [
+        f"board: missing onnxruntime.training.api for retrain onnxruntime in {wd}/venv/bin/python "
+        "(a venv with onnxruntime-training: edgeopt device setup makes one)"
+    ], check.stdout
+    started = time.monotonic()
+    again = edgeopt(*setup, timeout=600)
+    seconds = time.monotonic() - started
+    out = again.stdout + again.stderr
+    assert again.returncode == 0 and f"board: up to date: {wd}/venv\n" in out, out
+    assert f"board: up to date: {wd}/venv-ort-training" in out and "board: ready for every planned job" in out
+    assert "made:" not in out
+    print(f"second setup: {seconds:.1f} s")
 
 
 def _harness_running(workdir: Path) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,73 @@ def test_bench_and_retrain_on_the_board_through_the_dag(
     assert side["framework_version"].startswith("2.10.0") and side["torch_device"] == "cpu"
     log = (work / "results" / "logs" / "retrain_model" / BOARD / "resnet20" / "pytorch-head.log").read_text()
     assert f"[{BOARD}] {settings['python']} -m edgeopt.retrain.device." in log
+
+
+def edgeopt(*args: str, timeout: int = 2400) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeopt", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def test_device_setup_and_check_device_on_the_board(emulated_board: Path, tmp_path: Path) -> None:
+    """`edgeopt device setup` on the aarch64 board: a venv from envs/device-rpi.txt in its workdir (the
+    board's home is in the cached root, so it is made once per build); `check-device` then passes with the
+    interpreter of each planned job (retraining: the board's own torch venv via retrain.device_python); a
+    second setup is a quick no-op that still checks; without that torch interpreter, one line names the
+    board and the piece."""
+    import time
+
+    from device_fixtures import setup_snippet
+
+    plan_with_torch = tmp_path / "plan.yaml"
+    planned = {
+        "convert": {"formats": ["ort-fp32", "tflite-int8"]},
+        "bench": {"devices": [BOARD]},
+        "retrain": {"devices": [BOARD], "frameworks": ["pytorch"]},
+    }
+    board_torch = board_settings(emulated_board)["python"]  # the image's venv with torch
+    plan_with_torch.write_text(
+        yaml.safe_dump({**planned, "retrain": {**planned["retrain"], "device_python": {BOARD: {"pytorch": board_torch}}}})
+    )
+    setup = ["device", "setup", BOARD, "--config", str(emulated_board), "--config", str(plan_with_torch)]
+    first = edgeopt(*setup)
+    out = first.stdout + first.stderr
+    assert first.returncode == 0, out
+    assert f"{BOARD}: aarch64, python 3.11" in out and "using device-rpi.txt" in out, out
+    assert re.search(rf"^{BOARD}: (made|up to date): edgeopt-device/venv$", out, re.M), out
+    assert f"{BOARD}: ready for every planned job" in out
+    snippet = setup_snippet(out, BOARD)
+    assert snippet["devices"][BOARD] == {"python": "edgeopt-device/venv/bin/python"}
+    assert snippet["retrain"]["device_python"][BOARD] == {"pytorch": board_torch}
+    lines = tmp_path / "setup-lines.yaml"
+    lines.write_text(yaml.safe_dump({"devices": snippet["devices"]}))
+
+    # the venv setup made, on the board: aarch64 wheels of the Pi's runtimes
+    settings = board_settings(emulated_board)
+    probe = "import platform, onnxruntime, ai_edge_litert.interpreter; print(platform.machine(), onnxruntime.__version__)"
+    assert ssh(settings, f"edgeopt-device/venv/bin/python -c '{probe}'") == "aarch64 1.32.0"
+    check = edgeopt("check-device", BOARD, "--config", str(emulated_board), "--config", str(plan_with_torch),
+                    "--config", str(lines))  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert re.search(rf"^{BOARD}: python 3\.11\.\S+ on aarch64 ", check.stdout, re.M), check.stdout
+    assert f"{BOARD}: ready for every planned job" in check.stdout
+
+    started = time.monotonic()
+    again = edgeopt(*setup)
+    seconds = time.monotonic() - started
+    out = again.stdout + again.stderr
+    assert again.returncode == 0 and f"{BOARD}: up to date: edgeopt-device/venv\n" in out, out
+    assert "made:" not in out and f"{BOARD}: ready for every planned job" in out
+    print(f"second setup on the emulated board: {seconds:.1f} s")
+
+    # PyTorch retraining planned with the venv's own python, which has no torch: one line, board and piece
+    plan_without = tmp_path / "plan-without.yaml"
+    plan_without.write_text(yaml.safe_dump(planned))
+    check = edgeopt("check-device", BOARD, "--config", str(emulated_board), "--config", str(plan_without),
+                    "--config", str(lines))  # fmt: skip
+    assert check.returncode == 1, check.stdout + check.stderr
+    problems = [ln for ln in check.stdout.splitlines() if "missing" in ln]
+    assert problems == [
+        f"{BOARD}: missing torch for retrain pytorch in edgeopt-device/venv/bin/python "
+        "(pip install torch (NVIDIA's JetPack wheel on a Jetson))"
+    ], check.stdout

@@ -48,7 +48,7 @@ def test_tegrastats_parser_on_real_lines() -> None:
     assert power.total_power_mw(orin) == 4929  # the input rail, not the sum
     agx = power.parse_tegrastats_line(AGX_ORIN)
     assert set(agx) == {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"}
-    assert power.total_power_mw(agx) == 2400 + 400 + 2910 + 604  # no input rail: sum of rails
+    assert power.total_power_mw(agx) == 2400 + 400 + 2910  # no input rail: the module rails (DRAM is in VIN_SYS_5V0)
     assert power.parse_tegrastats_line("RAM 1/2MB SWAP 0/1MB") == {}
 
 

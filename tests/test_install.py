@@ -1,5 +1,5 @@
 """edgeopt installed from a non-editable wheel works away from the checkout: the data files it reads
-(config schema, ORT training requirements) ship inside the package."""
+(config schema, ORT training and device requirements) ship inside the package."""
 
 from __future__ import annotations
 
@@ -55,13 +55,15 @@ def test_wheel_checks_a_config_outside_the_checkout(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "config OK" in proc.stdout
     proc = _run(
-        [str(python), "-c", "import edgeopt, edgeopt.config as c, edgeopt.retrain.ort_env as o; "
-         "print(edgeopt.__file__, c.SCHEMA_PATH.is_file(), o.REQUIREMENTS.is_file())"],
+        [str(python), "-c", "import edgeopt, edgeopt.config as c, edgeopt.retrain.ort_env as o, "
+         "edgeopt.devices.setup as d; print(edgeopt.__file__, c.SCHEMA_PATH.is_file(), o.REQUIREMENTS.is_file(), "
+         "all((d.ENVS / f'device-{k}.txt').is_file() for k in ('jetson', 'rpi', 'rpi-torch', 'x86')))"],
         elsewhere, env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    where, schema, requirements = proc.stdout.split()
-    assert Path(where).is_relative_to(site) and schema == requirements == "True", proc.stdout
+    where, schema, requirements, device_requirements = proc.stdout.split()
+    assert Path(where).is_relative_to(site), proc.stdout
+    assert schema == requirements == device_requirements == "True", proc.stdout
     # the HTML report's figure captions are package data, not files of the checkout's workflow/ folder
     proc = _run(
         [str(python), "-c", "from edgeopt.report.catalog import FIGURES; from edgeopt.report.html import caption; "

@@ -4,15 +4,17 @@ real cluster. Every command here is typed as README.md prints it, in a copy of t
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from slurm_cluster import missing_binaries, run_in_cluster
 from snakemake.iocontainers import Wildcards
-from workflow_fixtures import ROOT, checkout_copy, parse_dry_run, readme_command, run_in
+from workflow_fixtures import ROOT, bench_workdir, checkout_copy, parse_dry_run, readme_command, run_in
 
 from edgeopt import plan
 
@@ -118,3 +120,55 @@ def test_readme_slurm_command_runs_the_tiny_dag(tmp_path: Path, cifar_tar: Path)
     assert len(on_gpu) == 1, on_gpu  # train_baseline, as profiles/slurm says; everything else on `cpu`
     assert re.search(r"TresPer(Job|Node)=\S*gpu[:=]1", on_gpu[0])
     assert "MinMemoryNode=8000M" in on_gpu[0] or "mem=8000M" in on_gpu[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_slurm_skip_reason() is not None, reason=str(_slurm_skip_reason()))
+def test_board_jobs_stay_on_the_submitting_host_under_slurm(
+    tmp_path: Path, tiny_data: Path, tiny_onnx: Path, sshd_server, device_python
+) -> None:
+    """profiles/slurm on a real cluster: training is an sbatch job; a benchmark and a retraining job on a
+    board over SSH run on the submitting host (Snakemake's local jobs: the board is reached from here, not
+    from a compute node), the retraining job with one thread, not all of the host's cores."""
+    work = bench_workdir(tmp_path / "wf", tiny_data, tiny_onnx, variants=("v2",))
+    cfg = {
+        "dataset": {"name": "cifar10-tiny"},
+        "models": ["resnet20"],
+        "train": {"epochs": 1},
+        "devices": {"board": sshd_server.device_settings(python=str(device_python), workdir=str(tmp_path / "wd"))},
+        "bench": {"devices": ["board"], "batch_sizes": [1], "warmup": 1, "runs": 3},
+        "retrain": {
+            "devices": ["board"],
+            "frameworks": ["pytorch"],
+            "subset_size": 32,
+            "eval_limit": 20,
+            "device_python": {"board": {"pytorch": sys.executable}},
+        },
+    }
+    (work / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    bench = plan.bench_path("board", "resnet20", "v2", "ort-fp32")
+    retrained = plan.retrain_path("board", "resnet20", "pytorch", "head")
+    argv = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+            "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--slurm-no-account",
+            "--configfile", str(ROOT / "config" / "tiny.yaml"), str(work / "cfg.yaml"),
+            "--allowed-rules", "train_baseline", "bench_model", "retrain_model", "--", bench, retrained]  # fmt: skip
+    root = tmp_path / "slurm"
+    proc = run_in_cluster(root, argv, timeout=1500, cwd=work)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert (work / bench).is_file() and (work / retrained).is_file()
+    # Snakemake's own account: the board jobs are local jobs, training alone went through sbatch
+    blocks = re.split(r"\n(?=\[[^\n]*\d{4}\]\n)", out)
+    local = {m.group(1): b for b in blocks if (m := re.search(r"^localrule (\w+):", b, re.M))}
+    remote = {m.group(1): b for b in blocks if (m := re.search(r"^rule (\w+):", b, re.M))}
+    assert set(local) == {"bench_model", "retrain_model"} and set(remote) == {"train_baseline"}, out[-5000:]
+    job_ids = re.findall(r"submitted with SLURM jobid (\d+)", out)
+    assert len(job_ids) == 1, out[-5000:]
+    # the cluster's account: one job, the training (the plugin puts the rule name in the job's comment)
+    shown = [b for b in (root / "jobs.txt").read_text().split("\n\n") if b.strip()]
+    assert len(shown) == 1 and f"JobId={job_ids[0]}" in shown[0] and "Comment=rule_train_baseline" in shown[0]
+    # one host thread for the retraining job on the board (the profile's cores: 8 would give a local one 8)
+    assert "device_board=1" in local["retrain_model"]
+    threads = re.search(r"^\s*threads: (\d+)", local["retrain_model"], re.M)
+    assert threads is None or threads.group(1) == "1", local["retrain_model"]
+    assert json.loads((work / retrained).read_text())["device"] == "board"

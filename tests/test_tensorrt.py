@@ -169,6 +169,19 @@ def test_fixture_logs_are_self_consistent(name: str) -> None:
     assert lat["min"] <= lat["median"] <= lat["max"] and lat["min"] <= lat["mean"] <= lat["max"]
 
 
+def test_real_trtexec_summary_of_an_agx_xavier_implicit_batch() -> None:
+    """A real run (OE4T/meta-tegra, Jetson AGX Xavier, TensorRT 8.4): an implicit-batch engine timed with
+    --batch=16, so each of the 41087.7 queries/s is 16 images."""
+    r = trt_h.parse_trtexec_log(log("trtexec-8.4-agx-xavier-summary-real.log"))
+    assert r["status"] == "PASSED" and r["tensorrt_version"] == "8.4.0" and r["errors"] == []
+    assert r["throughput_qps"] == 41087.7 and r["batch"] == 16
+    assert r["images_per_second"] == pytest.approx(41087.7 * 16)
+    assert r["gpu_compute_time_ms"] == {
+        "min": 0.375977, "max": 0.403564, "mean": 0.388221, "median": 0.388443, "p99": 0.393188,
+    }  # fmt: skip
+    assert r["total_gpu_compute_time_s"] == 2.99202 and r["total_host_walltime_s"] == 3.00119
+
+
 def test_failed_build_names_the_unsupported_op_in_one_line() -> None:
     text = log("trtexec-8.6-unsupported-op.log")
     r = trt_h.parse_trtexec_log(text)

@@ -60,6 +60,19 @@ def run_in(cwd: Path, argv: list[str], timeout: int = 600) -> subprocess.Complet
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def bench_workdir(work: Path, tiny_data: Path, onnx: Path, variants: tuple[str, ...] = ("baseline",)) -> Path:
+    """`work` holding the prepared tiny data (dataset `cifar10-tiny`) and `onnx` as the ort-fp32 deploy file of
+    resnet20's `variants`: benchmark jobs there start at once, without the stages before them."""
+    from edgeopt import plan
+
+    shutil.copytree(tiny_data, work / "results" / "data" / "cifar10-tiny")
+    for variant in variants:
+        deploy = work / plan.deploy_path("resnet20", variant, "ort-fp32")
+        deploy.parent.mkdir(parents=True)
+        shutil.copyfile(onnx, deploy)
+    return work
+
+
 def jpeg_dataset(cifar_tar: Path) -> dict:
     """The `dataset` section reading the JPEG tarball (config.yaml's default downloads the python archive)."""
     return {"source": "tar", "path": str(cifar_tar), "url": None, "checksum": None}

@@ -62,8 +62,9 @@ def check(config: dict[str, Any], dev: Device) -> int:
     found = ", ".join(f"{k} {v}" for k, v in info["runtimes"].items() if v)
     print(f"{n}: python {info['python']} on {info['machine']} ({info['platform']}); found: {found}")
     status = 0
-    if info["missing_runtimes"]:
-        print(f"{n}: missing runtimes: {', '.join(info['missing_runtimes'])} (configured but not importable)")
+    missing_runtimes = needs.missing_runtimes(config, dev, info)
+    if missing_runtimes:
+        print(f"{n}: missing runtimes: {', '.join(missing_runtimes)} (configured but not importable)")
         status = 1
     for line in problems:
         print(f"{n}: {line}")
@@ -100,12 +101,6 @@ def run_device(args: argparse.Namespace) -> int:
 
     config = load_merged_config(args.configfile or ["config.yaml"])
     dev = _devices(config, [args.name])[args.name]
-    new_config, problems = setup_device(
-        config, dev, args.requirements, args.base_python, not args.no_torch, args.timeout
-    )
+    new_config = setup_device(config, dev, args.requirements, args.base_python, not args.no_torch, args.timeout)
     print(f"{args.name}: add to your device file:\n{config_snippet(new_config, args.name)}", end="")
-    for line in problems:
-        print(f"{args.name}: {line}")
-    if not problems:
-        print(f"{args.name}: ready for every planned job")
-    return 1 if problems else 0
+    return check(new_config, _devices(new_config, [args.name])[args.name])

@@ -36,7 +36,7 @@ HINTS = {
     "tensorrt": "JetPack's python3-libnvinfer; make the venv with --system-site-packages",
     "cuda.bindings.runtime": "pip install cuda-python (matching the board's CUDA)",
     "torch": "pip install torch (NVIDIA's JetPack wheel on a Jetson)",
-    "onnxruntime.training.api": "a venv from envs/ort-training.txt (edgeopt device setup does it)",
+    "onnxruntime.training.api": "a venv with onnxruntime-training: edgeopt device setup makes one",
 }
 
 
@@ -82,17 +82,29 @@ def planned_needs(config: dict[str, Any], device: Device) -> list[Need]:
             needs.append(Need(what, RUNTIME_MODULES[runtime], device.python))
             if runtime == "tensorrt":
                 needs.append(Need(what + " (running engines)", CUDA_BINDING, device.python))
-    for framework in sorted({job[2] for job in plan.retrain_jobs(config) if job[0] == name}):
+    for framework in sorted(retrain_frameworks(config, name)):
         needs.append(Need(f"retrain {framework}", TRAINING_MODULES[framework], training_python(config, device, framework)))
     return needs
 
 
+#: found by walking the import path, never importing: a package's __init__ may need more than the job
+#: (onnxruntime/training/__init__.py imports torch; the retraining script bypasses it) or take seconds (torch)
 _PROBE = """
-import importlib.util, json, sys
+import importlib.machinery, json, sys
+def found(name):
+    path = None
+    for part in name.split("."):
+        if path is None and part != name.split(".")[0]:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(part, path)
+        if spec is None:
+            return False
+        path = spec.submodule_search_locations
+    return True
 out = {}
 for name in json.loads(sys.argv[1]):
     try:
-        out[name] = importlib.util.find_spec(name) is not None
+        out[name] = found(name)
     except Exception:
         out[name] = False
 print(json.dumps(out))
@@ -100,7 +112,7 @@ print(json.dumps(out))
 
 
 def probe(device: Device, python: str, modules: list[str]) -> dict[str, bool] | str:
-    """Which of `modules` `python` finds on the device (found without importing: torch takes seconds);
+    """Which of `modules` `python` finds on the device (on its import path, nothing imported);
     a string saying why when that interpreter does not run."""
     try:
         proc = device.run([python, "-c", _PROBE, json.dumps(modules)], timeout=device.config.timeout or 120, check=False)
@@ -110,6 +122,25 @@ def probe(device: Device, python: str, modules: list[str]) -> dict[str, bool] | 
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return f"{python} does not run (exit {proc.returncode}: {last})"
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def retrain_frameworks(config: dict[str, Any], name: str) -> set[str]:
+    """The retraining frameworks the config plans on device `name`."""
+    return {job[2] for job in plan.retrain_jobs(config) if job[0] == name}
+
+
+def missing_runtimes(config: dict[str, Any], device: Device, info: dict[str, Any]) -> list[str]:
+    """The device's declared `runtimes` that do not import (`info`: `Device.check()` with its `python`).
+    `pytorch` counts where the PyTorch jobs run: with retraining planned `missing` reports it once, for the
+    interpreter that job uses; else `retrain.device_python`'s torch interpreter, if set, is looked at."""
+    missing = list(info["missing_runtimes"])
+    if "pytorch" in missing:
+        python = training_python(config, device, "pytorch")
+        if "pytorch" in retrain_frameworks(config, device.name) or (
+            python != device.python and probe(device, python, ["torch"]) == {"torch": True}
+        ):
+            missing.remove("pytorch")
+    return missing
 
 
 def power_problem(device: Device) -> str | None:

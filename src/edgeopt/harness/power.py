@@ -23,34 +23,44 @@ RAPL_ROOT = "/sys/class/powercap"
 
 #: rails that already measure the whole board's input (preferred over a sum of sub-rails)
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
+#: rails left out of a sum: a subset of another rail (AGX Orin's DRAM rail VDDQ_VDD2_1V8AO is fed from
+#: VIN_SYS_5V0) or an unconnected monitor channel (`NC`)
+NOT_SUMMED = ("VDDQ_VDD2_1V8AO", "NC")
 
-_TEGRA_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s+(\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
+#: `NAME now/avg` with or without mW; a rail can read slightly negative near zero load (AGX Orin's VDD_CPU_CV)
+_TEGRA_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s+(-?\d+)(?:mW)?/(-?\d+)(?:mW)?(?=\s|$)")
 _NOT_RAILS = {"RAM", "SWAP", "IRAM", "LFB"}
 
 
 def parse_tegrastats_line(line: str) -> dict[str, float]:
     """Instantaneous power per rail in mW from one tegrastats line.
 
-    Handles JetPack 4 (`POM_5V_IN 1651/1651`), Xavier (`VDD_IN 3594/3594`) and JetPack 5/6
-    (`VDD_IN 4850mW/4850mW`); the second number of each pair is tegrastats' running average.
+    Handles JetPack 4 (`POM_5V_IN 1750/1628` on a Nano, `VDD_IN 6140/5510` on a Xavier NX) and
+    JetPack 5/6 (`VDD_IN 2763mW/2846mW`; AGX Orin: `VDD_GPU_SOC 2389mW/2389mW ... VIN_SYS_5V0 ...`);
+    the second number of each pair is tegrastats' running average. Real lines: tests/data/jetson.
     """
     return {m.group(1): float(m.group(2)) for m in _TEGRA_RAIL.finditer(line) if m.group(1) not in _NOT_RAILS}
 
 
 _TEGRA_TEMP = re.compile(r"\b([A-Za-z][\w-]*)@(-?\d+(?:\.\d+)?)C\b")
+#: what tegrastats prints for a sensor that is not there (AGX Orin's `CV0@-256C`)
+NO_SENSOR_C = -256.0
 
 
 def parse_tegrastats_temps(line: str) -> dict[str, float]:
-    """Temperatures (C) from one tegrastats line: `CPU@33.5C GPU@32C` (JetPack 4), `cpu@46.593C tj@46.593C` (5/6)."""
-    return {name: float(v) for name, v in _TEGRA_TEMP.findall(line)}
+    """Temperatures (C) from one tegrastats line: `CPU@33.5C GPU@32C` (JetPack 4), `cpu@46.593C tj@46.593C`
+    (5/6); absent sensors (-256 C) are left out."""
+    return {name: float(v) for name, v in _TEGRA_TEMP.findall(line) if float(v) > NO_SENSOR_C}
 
 
 def total_power_mw(rails: dict[str, float]) -> float | None:
-    """Board power: a total-input rail when there is one, else the sum of the rails."""
+    """Board power: a total-input rail when there is one, else the sum of the rails that do not overlap
+    (AGX Orin: VDD_GPU_SOC + VDD_CPU_CV + VIN_SYS_5V0)."""
     for name in TOTAL_RAILS:
         if name in rails:
             return rails[name]
-    return sum(rails.values()) if rails else None
+    summed = [v for k, v in rails.items() if k not in NOT_SUMMED]
+    return sum(summed) if summed else None
 
 
 class _Sampler:

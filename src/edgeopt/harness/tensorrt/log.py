@@ -43,7 +43,8 @@ def parse_trtexec_log(text: str) -> dict[str, Any]:
     """trtexec's output -> a dict: versions, device, precision, build time, throughput, latency stats.
 
     Timing stats are in ms with keys min/max/mean/median and p<N> for each `percentile(N%)`.
-    `images_per_second` = queries/s x the inference batch (the input binding's first dimension).
+    `images_per_second` = queries/s x the inference batch (the input binding's first dimension, or
+    an implicit-batch engine's `--batch=N`, as TensorRT 8 trtexec runs on older Jetsons print it).
     """
     res: dict[str, Any] = {"status": None, "errors": [], "warnings": 0}
     for raw in text.splitlines():
@@ -85,6 +86,8 @@ def parse_trtexec_log(text: str) -> dict[str, Any]:
             res["total_host_walltime_s"] = float(value.split()[0])
         elif key == "Total GPU Compute Time":
             res["total_gpu_compute_time_s"] = float(value.split()[0])
+        elif key == "Batch" and value.strip().isdigit():  # an implicit-batch engine (TensorRT < 10)
+            res["implicit_batch"] = int(value)
         elif key in ("Workspace", "Memory Pools") and "workspace" not in res:
             res["workspace"] = value.strip()
         elif msg.startswith("Engine built in "):
@@ -104,8 +107,14 @@ def parse_trtexec_log(text: str) -> dict[str, Any]:
         v = parse_version(f"[TensorRT {res['tensorrt_banner']}]")
         if v:
             res["tensorrt_version"] = ".".join(map(str, v))
+    if "implicit_batch" not in res:
+        m = re.search(r"--batch=(\d+)", res.get("command", ""))
+        if m:
+            res["implicit_batch"] = int(m[1])
     if "throughput_qps" in res:
-        batch = res.get("input_dims", [1])[0] or 1
+        # a query is one inference of the engine: the input's first dimension, or the implicit batch
+        batch = res["input_dims"][0] if res.get("input_dims") else res.get("implicit_batch", 1)
+        batch = batch or 1
         res["batch"] = batch
         res["images_per_second"] = res["throughput_qps"] * batch
     return res
