@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from edgeopt.atomic import write_json
 from edgeopt.convert.parity import compare_logits
 from edgeopt.data import load_meta
@@ -39,24 +41,51 @@ def quantize_ptq(
     out = Path(out)
     quantizer = quantizer_for_format(fmt)
     model, meta = load_for_export(model_path)
-    data_meta = load_meta(data_dir)
-    calib = load_calibration(data_dir, data_meta, calib_limit(cfg))
+    calib = load_calibration(data_dir, load_meta(data_dir), calib_limit(cfg))
     t0 = time.perf_counter()
     info = quantizer.quantize(model, meta, calib, out, cfg)
     seconds = time.perf_counter() - t0
+    extra = {"quantizer": quantizer.name, "calibration_images": int(len(calib)), "settings": info,
+             "quantize_seconds": seconds, "source_model": str(model_path)}  # fmt: skip
+    return record_int8(fmt, quantizer.runtime, out, model, meta, data_dir, cfg, extra, model_name, variant,
+                       threads, provenance({"quantize": cfg}))  # fmt: skip
+
+
+def record_int8(
+    fmt: str,
+    runtime: str,
+    out: Path,
+    fp32: nn.Module,
+    meta: dict[str, Any],
+    data_dir: str | Path,
+    cfg: dict[str, Any],
+    extra: dict[str, Any],
+    model_name: str | None,
+    variant: str | None,
+    threads: int,
+    prov: dict[str, Any],
+    reference: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Measure the int8 artifact `out` in `runtime` on the test split and write its sidecar `<out>.json`.
+
+    `parity` compares it with `reference` (the PyTorch model it was made from: the fp32 model, or the
+    fake-quantized QAT model) on the same images; the fp32 accuracy beside it gives the delta.
+    """
     x, y = load_test(data_dir, cfg.get("eval_limit"))
-    ref = torch_logits(model, preprocess(x, meta["mean"], meta["std"]))
+    xin = preprocess(x, meta["mean"], meta["std"])
+    ref = torch_logits(fp32, xin)
     fp32_acc = float((ref.argmax(1) == y).mean()) if len(y) else 0.0
-    runner = load_runner(quantizer.runtime, str(out), threads=threads)
+    runner = load_runner(runtime, str(out), threads=threads)
     # TFLite models are converted at batch 1 (the deployed shape): evaluate them one image at a time
-    ev = evaluate(
-        runner, x, y, meta["mean"], meta["std"], batch_size=1 if quantizer.runtime == "tflite" else 256
-    )
+    ev = evaluate(runner, x, y, meta["mean"], meta["std"], batch_size=1 if runtime == "tflite" else 256)
+    ref_logits = ref if reference is None else torch_logits(reference, xin)
+    parity = compare_logits(ref_logits, ev["logits"])
+    parity["reference_accuracy"] = float((ref_logits.argmax(1) == y).mean()) if len(y) else 0.0
     sidecar = {
         "model": model_name or meta.get("arch"),
         "variant": variant or meta.get("variant", "baseline"),
         "format": fmt,
-        "runtime": quantizer.runtime,
+        "runtime": runtime,
         "precision": "int8",
         "path": str(out),
         "size_bytes": out.stat().st_size,
@@ -65,17 +94,13 @@ def quantize_ptq(
         "fp32_accuracy": fp32_acc,
         "fp32_runtime": "pytorch",
         "accuracy_delta": ev["accuracy"] - fp32_acc,
-        "parity": compare_logits(ref, ev["logits"]),
+        "parity": parity,
         "bits_w": 8,
         "bits_a": 8,
         "deployable": True,
         "simulated": False,
-        "quantizer": quantizer.name,
-        "calibration_images": int(len(calib)),
-        "settings": info,
-        "quantize_seconds": seconds,
-        "source_model": str(model_path),
-        "provenance": provenance({"quantize": cfg}),
+        **extra,
+        "provenance": prov,
     }
     write_json(f"{out}.json", sidecar)
     return sidecar
