@@ -138,7 +138,7 @@ def all_targets(config: dict[str, Any]) -> list[str]:
     """Everything `rule all` asks for."""
     targets = data_targets(config) + baseline_targets(config)
     targets += prune_targets(config)
-    targets += quantize_targets(config) + qat_targets(config)
+    targets += quantize_targets(config) + qat_targets(config) + qat_deploy_targets(config)
     targets += convert_targets(config)
     targets += trt_qdq_targets(config)
     targets += bench_targets(config, planned=set(targets))
@@ -348,7 +348,7 @@ def ptq_params_json(config: dict[str, Any]) -> str:
 def qat_params_json(config: dict[str, Any]) -> str:
     """`quantize.qat` without the job list keys (adding a bit pair does not rerun the others)."""
     qat = quantize_section(config).get("qat") or {}
-    section = {k: v for k, v in qat.items() if k not in ("bits", "variants", "enabled")}
+    section = {k: v for k, v in qat.items() if k not in ("bits", "variants", "enabled", "export")}
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 
 
@@ -379,6 +379,34 @@ def qat_targets(config: dict[str, Any]) -> list[str]:
     if not qat_pairs(config):
         return []
     return [qat_sweep_path(m, v) for m in model_names(config) for v in qat_variants(config, m)]
+
+
+#: deploy formats of the trained 8-bit QAT model -> the post-training format each is the QAT twin of
+QAT_FORMATS = {"qat-ort-int8": "ort-int8", "qat-tflite-int8": "tflite-int8"}
+#: the one QAT pair that deploys (the runtimes have 8-bit kernels only; lower pairs stay simulated)
+QAT_DEPLOY_PAIR = "w8a8"
+FORMATS.update({q: FORMATS[f] for q, f in QAT_FORMATS.items()})
+
+
+def qat_state_path(model: str, variant: str, pair: str) -> str:
+    """The trained QAT model's state (tensors only), written beside its result JSON."""
+    return f"{RESULTS}/quantize/{model}/{variant}/qat-{pair}.pt"
+
+
+def qat_deploy_formats(config: dict[str, Any]) -> list[str]:
+    """QAT twins of the int8 formats chosen in `convert.formats`, when w8a8 is a QAT pair and
+    `quantize.qat.export` is on."""
+    qat = quantize_section(config).get("qat") or {}
+    if not qat.get("export", True) or QAT_DEPLOY_PAIR not in qat_pairs(config):
+        return []
+    return [q for q, f in QAT_FORMATS.items() if f in quantize_formats(config)]
+
+
+def qat_deploy_targets(config: dict[str, Any]) -> list[str]:
+    """The exported 8-bit QAT model of every (model, QAT variant) in each QAT format, with sidecars."""
+    paths = [deploy_path(m, v, f) for m in model_names(config) for v in qat_variants(config, m)
+             for f in qat_deploy_formats(config)]  # fmt: skip
+    return [p for path in paths for p in (path, path + ".json")]
 # (this stage's planning functions go below this line)
 
 
@@ -514,7 +542,8 @@ def bench_formats(config: dict[str, Any], device: str) -> list[str]:
     bench = config.get("bench") or {}
     fmts = bench.get("formats")
     if fmts is None:
-        fmts = deploy_formats(config) + list(bench.get("tensorrt_formats", list(TRT_FORMATS)))
+        fmts = deploy_formats(config) + qat_deploy_formats(config)
+        fmts += list(bench.get("tensorrt_formats", list(TRT_FORMATS)))
         fmts = list(dict.fromkeys(fmts))
     runtimes = device_runtimes(config, device)
     return [f for f in fmts if format_runtime(f) in runtimes]

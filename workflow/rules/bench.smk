@@ -23,7 +23,7 @@ rule bench_model:
     wildcard_constraints:
         device="[A-Za-z0-9_.-]+",
         variant="[A-Za-z0-9_.-]+",
-        format="(ort|tflite|trt)-[a-z0-9]+",
+        format="(qat-)?(ort|tflite|trt)-[a-z0-9]+",
     retries: config["bench"]["retries"]
     conda:
         "../../envs/edgeopt.yaml"

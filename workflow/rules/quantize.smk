@@ -89,7 +89,8 @@ rule train_qat:
         test=f"{DATA}/test.npz",
         meta=f"{DATA}/meta.json",
     output:
-        "results/quantize/{model}/{variant}/qat-{pair}.json",
+        result="results/quantize/{model}/{variant}/qat-{pair}.json",
+        state="results/quantize/{model}/{variant}/qat-{pair}.pt",
     log:
         "results/logs/train_qat/{model}/{variant}/{pair}.log",
     benchmark:
@@ -106,7 +107,37 @@ rule train_qat:
     shell:
         "python -m edgeopt quantize qat --model-file {input.model:q} --data {params.data:q}"
         " --params {params.cfg:q} --train-params {params.train_cfg:q} --bits {wildcards.pair}"
-        " --out {output:q} --model {wildcards.model} --variant {wildcards.variant}"
+        " --out {output.result:q} --state-out {output.state:q} --model {wildcards.model}"
+        " --variant {wildcards.variant} --threads {threads} > {log:q} 2>&1"
+
+
+rule export_qat:
+    input:
+        model="results/models/{model}/{variant}/model.pt",
+        state=lambda w: plan.qat_state_path(w.model, w.variant, plan.QAT_DEPLOY_PAIR),
+        calib=f"{DATA}/calib.npz",
+        test=f"{DATA}/test.npz",
+        meta=f"{DATA}/meta.json",
+    output:
+        artifact="results/deploy/{model}/{variant}/{qatformat}.{ext}",
+        sidecar="results/deploy/{model}/{variant}/{qatformat}.{ext}.json",
+    log:
+        "results/logs/export_qat/{model}/{variant}/{qatformat}.{ext}.log",
+    benchmark:
+        "results/benchmarks/export_qat/{model}/{variant}/{qatformat}.{ext}.tsv"
+    wildcard_constraints:
+        qatformat="qat-[a-z]+-int8",
+        ext="onnx|tflite",
+    conda:
+        "../../envs/edgeopt.yaml"
+    threads: 2
+    params:
+        cfg=plan.ptq_params_json(config),
+        data=lambda w, input: Path(input.meta).parent,
+    shell:
+        "python -m edgeopt quantize qat-export --format {wildcards.qatformat} --model-file {input.model:q}"
+        " --qat-state {input.state:q} --data {params.data:q} --params {params.cfg:q}"
+        " --out {output.artifact:q} --model {wildcards.model} --variant {wildcards.variant}"
         " --threads {threads} > {log:q} 2>&1"
 
 

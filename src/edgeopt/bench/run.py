@@ -188,7 +188,7 @@ def bench_model(
         "variant": variant,
         "format": fmt,
         "runtime": runtime,
-        "precision": plan.TRT_FORMATS.get(fmt) or fmt.split("-", 1)[1],
+        "precision": plan.TRT_FORMATS.get(fmt) or fmt.rsplit("-", 1)[1],
         "artifact": str(model_file),
         "size_bytes": model_file.stat().st_size,
         "accuracy": accuracy,
