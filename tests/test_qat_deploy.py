@@ -214,3 +214,26 @@ def test_dry_run_plans_qat_export_and_benchmarks(tmp_path: Path) -> None:
     assert not {f for v, f in benches if v != "baseline" and f.startswith("qat-")}  # QAT starts from baseline only
     text = proc.stdout + proc.stderr
     assert "input: results/models/resnet20/baseline/model.pt, results/quantize/resnet20/baseline/qat-w8a8.pt" in text
+
+
+def test_dry_run_builds_a_tensorrt_engine_from_the_qat_model(tmp_path: Path) -> None:
+    """On a TensorRT device, qat-trt-int8 is an engine built there from qat-ort-int8.onnx (symmetric QDQ)."""
+    import yaml
+
+    cfg = tmp_path / "jetson.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "convert": {"formats": ["ort-fp32", "ort-int8"]},
+        "devices": {"jetson": {"host": "jetson-orin", "runtimes": ["onnxruntime", "tensorrt"]}},
+        "bench": {"devices": ["jetson"], "tensorrt_formats": ["trt-int8"]},
+        "prune": {"variants": []},
+        "quantize": {"qat": {"bits": [[8, 8]]}},
+        "retrain": {"enabled": False},
+    }))  # fmt: skip
+    proc = run_snakemake(tmp_path, "--configfile", str(TINY), str(cfg), "--dry-run", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    benches = {j.wildcards["format"] for j in parse_dry_run(out) if j.rule == "bench_model"}
+    assert benches == {"ort-fp32", "ort-int8", "qat-ort-int8", "trt-int8", "qat-trt-int8"}
+    assert not [j for j in parse_dry_run(out) if j.wildcards.get("qatformat") == "qat-tflite-int8"]
+    block = next(b for b in out.split("\n\n") if "output: results/bench/jetson/resnet20/baseline/qat-trt-int8.json" in b)
+    assert "input: results/deploy/resnet20/baseline/qat-ort-int8.onnx," in block

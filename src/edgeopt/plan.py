@@ -393,6 +393,16 @@ def qat_state_path(model: str, variant: str, pair: str) -> str:
     return f"{RESULTS}/quantize/{model}/{variant}/qat-{pair}.pt"
 
 
+def qat_bench_formats(config: dict[str, Any]) -> list[str]:
+    """The QAT formats `bench.formats: null` measures: the exported ones, plus `qat-trt-int8` (an engine built
+    on the device from qat-ort-int8.onnx) when trt-int8 engines are benchmarked."""
+    fmts = qat_deploy_formats(config)
+    trt = (config.get("bench") or {}).get("tensorrt_formats", list(TRT_FORMATS))
+    if "qat-ort-int8" in fmts and "trt-int8" in trt:
+        fmts.append(QAT_TRT_FORMAT)
+    return fmts
+
+
 def qat_deploy_formats(config: dict[str, Any]) -> list[str]:
     """QAT twins of the int8 formats chosen in `convert.formats`, when w8a8 is a QAT pair and
     `quantize.qat.export` is on."""
@@ -459,8 +469,10 @@ def convert_params_json(config: dict[str, Any], *keys: str) -> str:
 
 # ---------------------------------------------------------------- devices + benchmarks
 # (this stage's planning functions go below this line)
-#: TensorRT formats: engines built on the device from `model.onnx` -> precision
-TRT_FORMATS: dict[str, str] = {"trt-fp32": "fp32", "trt-fp16": "fp16", "trt-int8": "int8"}
+#: TensorRT formats: engines built on the device from `model.onnx` -> precision; `qat-trt-int8` is built
+#: from the 8-bit QAT model's symmetric QDQ ONNX (qat-ort-int8.onnx: explicit quantization, no calibration)
+QAT_TRT_FORMAT = "qat-trt-int8"
+TRT_FORMATS: dict[str, str] = {"trt-fp32": "fp32", "trt-fp16": "fp16", "trt-int8": "int8", QAT_TRT_FORMAT: "int8"}
 #: bench-section keys that change measurements (the others only choose jobs)
 BENCH_MEASURE_KEYS = (
     "batch_sizes", "warmup", "runs", "threads", "eval_images", "eval_batch_size", "power_interval_ms", "timeout",
@@ -494,6 +506,8 @@ def bench_source(model: str, variant: str, fmt: str, config: dict[str, Any] | No
     symmetric QDQ model (`calibrate`: model.onnx, calibrated on the device or from `int8_calibration`)."""
     if fmt not in TRT_FORMATS:
         return deploy_path(model, variant, fmt)
+    if fmt == QAT_TRT_FORMAT:
+        return deploy_path(model, variant, "qat-ort-int8")
     if fmt == "trt-int8" and trt_int8_source(config) == "qdq":
         return trt_qdq_path(model, variant)
     return onnx_path(model, variant)
@@ -542,7 +556,7 @@ def bench_formats(config: dict[str, Any], device: str) -> list[str]:
     bench = config.get("bench") or {}
     fmts = bench.get("formats")
     if fmts is None:
-        fmts = deploy_formats(config) + qat_deploy_formats(config)
+        fmts = deploy_formats(config) + qat_bench_formats(config)
         fmts += list(bench.get("tensorrt_formats", list(TRT_FORMATS)))
         fmts = list(dict.fromkeys(fmts))
     runtimes = device_runtimes(config, device)

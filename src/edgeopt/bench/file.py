@@ -26,7 +26,9 @@ from edgeopt.harness.bench import parse_shape
 #: file suffix -> runtime that runs it as it is
 SUFFIX_RUNTIMES = {".onnx": "onnxruntime", ".tflite": "tflite"}
 #: `--format` values: the runtime as is, or a TensorRT engine built on the device from an ONNX file
-FILE_FORMATS = {"onnxruntime": (".onnx",), "tflite": (".tflite",), **{f: (".onnx",) for f in plan.TRT_FORMATS}}
+#: (qat-trt-int8 is trt-int8 of the workflow's QAT model: a file given here is built as trt-int8)
+FILE_FORMATS = {"onnxruntime": (".onnx",), "tflite": (".tflite",),
+                **{f: (".onnx",) for f in plan.TRT_FORMATS if f != plan.QAT_TRT_FORMAT}}  # fmt: skip
 #: ONNX TensorProto element type of float32
 ONNX_FLOAT = 1
 
