@@ -25,12 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, baseline_for, bench_train_cfg, line_buffered_stdout, reused_data  # noqa: E402
+from _common import add_reuse_args, line_buffered_stdout, quick_baseline  # noqa: E402
 from bench_quantize import interleaved_latency, tflite_fp32  # noqa: E402
 
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
@@ -67,13 +65,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=200, help="interleaved batch-1 timing runs per file")
     add_reuse_args(p)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    data = reused_data(args, work / "cifar10-subset")
-    train_cfg = bench_train_cfg(args)
-    t0 = time.perf_counter()
-    args.model, model_pt, metrics = baseline_for(args, data, work / "models" / args.model, train_cfg)
-    print(f"{args.model}: baseline test accuracy {metrics['accuracy']:.4f} ({time.perf_counter() - t0:.0f} s)")
+    work, data, train_cfg, model_pt, metrics = quick_baseline(args)
 
     qat_cfg = {"epochs": args.qat_epochs, "lr": args.qat_lr, "batch_size": args.batch_size, "device": args.device,
                "overrides": {}, "fold_bn": True}  # fmt: skip

@@ -140,6 +140,7 @@ class OrtQdqQuantizer:
     name = "ort-qdq"
     fmt = "ort-int8"
     runtime = "onnxruntime"
+    fixed: dict[str, Any] = {}  # settings this format pins whatever the `quantize` section says
 
     def quantize(
         self,
@@ -154,7 +155,7 @@ class OrtQdqQuantizer:
             fp32 = Path(tmp) / "model.onnx"
             export_onnx(model, fp32, int(meta["image_size"]), int(meta["in_channels"]))
             try:
-                info = quantize_onnx_file(fp32, Path(out), calib, cfg, overrides=overrides)
+                info = quantize_onnx_file(fp32, Path(out), calib, {**cfg, **self.fixed}, overrides=overrides)
             except EdgeoptError:
                 raise
             except Exception as exc:  # noqa: BLE001 - ORT raises many types for unsupported graphs
@@ -179,14 +180,4 @@ class TrtQdqQuantizer(OrtQdqQuantizer):
 
     name = "trt-qdq"
     fmt = "trt-qdq"
-
-    def quantize(
-        self,
-        model: nn.Module,
-        meta: dict[str, Any],
-        calib: np.ndarray,
-        out: Path,
-        cfg: dict[str, Any],
-        overrides: Overrides | None = None,
-    ) -> dict[str, Any]:
-        return super().quantize(model, meta, calib, out, {**cfg, **TENSORRT_QDQ}, overrides)
+    fixed = TENSORRT_QDQ
