@@ -136,11 +136,17 @@ def test_qat_litert_is_full_int8_with_the_learned_scales(qat_state: Path, tiny_m
 # ---------------------------------------------------------------- bad input
 
 
-def test_only_8bit_qat_models_export(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> None:
+def test_only_8bit_bn_folded_qat_models_export(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> None:
     state = _qat(tmp_path, tiny_model, tiny_data, 4, 4)
     with pytest.raises(EdgeoptError, match=r"w4a4: only 8-bit QAT models deploy") as exc:
         export_qat("qat-ort-int8", tiny_model, state, tiny_data, tmp_path / "x.onnx", EXPORT_CFG)
     assert "\n" not in str(exc.value) and not (tmp_path / "x.onnx").exists()
+    unfolded = tmp_path / "unfolded"
+    unfolded.mkdir()
+    run_qat(tiny_model, tiny_data, unfolded / "r.json", 8, 8, {**QAT_CFG, "fold_bn": False}, {}, state_out=unfolded / "s.pt")
+    with pytest.raises(EdgeoptError, match=r"BatchNorm 'bn1' is not folded .*fold_bn: false") as exc:
+        export_qat("qat-tflite-int8", tiny_model, unfolded / "s.pt", tiny_data, tmp_path / "x.tflite", EXPORT_CFG)
+    assert "\n" not in str(exc.value) and not (tmp_path / "x.tflite").exists()
 
 
 def test_bad_qat_export_input_is_one_line(qat_state: Path, tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:

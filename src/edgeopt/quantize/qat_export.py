@@ -81,9 +81,15 @@ def load_qat_model(model_path: str | Path, state_path: str | Path) -> tuple[nn.M
 
 
 def learned_scales(qmodel: nn.Module, where: str) -> list[tuple[str, torch.Tensor, float]]:
-    """(layer, weight, input scale) of every fake-quantized layer; refuses a layer below 8 bits."""
+    """(layer, weight, input scale) of every fake-quantized layer; refuses a layer below 8 bits, and BatchNorm
+    left unfolded (exporters fold it into the conv: the QAT-trained weights would not be what runs)."""
     out = []
     for name, m in qmodel.named_modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            raise EdgeoptError(
+                f"{where}: BatchNorm {name!r} is not folded (quantize.qat.fold_bn: false, or a graph torch.fx "
+                "cannot trace): only BN-folded QAT models export"
+            )
         if not isinstance(m, FakeQuantLayer):
             continue
         if m.bits_w != MAX_BITS or not m.act.symmetric:
