@@ -12,13 +12,13 @@ from typing import Any
 
 from torch import nn
 
-from edgeopt.atomic import write_json
 from edgeopt.convert.parity import compare_logits
 from edgeopt.data import load_meta
 from edgeopt.harness.runtimes import evaluate, load_runner, preprocess
 from edgeopt.provenance import provenance
 from edgeopt.quantize.data import load_calibration, load_for_export, load_test, torch_logits
 from edgeopt.quantize.registry import quantizer_for_format
+from edgeopt.records import DeployMetrics, write_record
 
 
 def calib_limit(cfg: dict[str, Any]) -> int | None:
@@ -41,7 +41,8 @@ def quantize_ptq(
     out = Path(out)
     quantizer = quantizer_for_format(fmt)
     model, meta = load_for_export(model_path)
-    calib = load_calibration(data_dir, load_meta(data_dir), calib_limit(cfg))
+    data_meta = load_meta(data_dir)
+    calib = load_calibration(data_dir, data_meta, calib_limit(cfg))
     t0 = time.perf_counter()
     info = quantizer.quantize(model, meta, calib, out, cfg)
     seconds = time.perf_counter() - t0
@@ -81,26 +82,27 @@ def record_int8(
     ref_logits = ref if reference is None else torch_logits(reference, xin)
     parity = compare_logits(ref_logits, ev["logits"])
     parity["reference_accuracy"] = float((ref_logits.argmax(1) == y).mean()) if len(y) else 0.0
-    sidecar = {
-        "model": model_name or meta.get("arch"),
-        "variant": variant or meta.get("variant", "baseline"),
-        "format": fmt,
-        "runtime": runtime,
-        "precision": "int8",
-        "path": str(out),
-        "size_bytes": out.stat().st_size,
-        "accuracy": ev["accuracy"],
-        "images": ev["images"],
-        "fp32_accuracy": fp32_acc,
-        "fp32_runtime": "pytorch",
-        "accuracy_delta": ev["accuracy"] - fp32_acc,
-        "parity": parity,
-        "bits_w": 8,
-        "bits_a": 8,
-        "deployable": True,
-        "simulated": False,
-        **extra,
-        "provenance": prov,
-    }
-    write_json(f"{out}.json", sidecar)
-    return sidecar
+    sidecar = DeployMetrics(
+        model=model_name or meta.get("arch"),
+        variant=variant or meta.get("variant", "baseline"),
+        format=fmt,
+        runtime=runtime,
+        precision="int8",  # what every int8 quantizer makes (bits_w, bits_a below)
+        path=str(out),
+        size_bytes=out.stat().st_size,
+        accuracy=ev["accuracy"],
+        images=ev["images"],
+        parity=parity,
+        deployable=True,
+        simulated=False,
+        bits_w=8,
+        bits_a=8,
+        extra={
+            "fp32_accuracy": fp32_acc,
+            "fp32_runtime": "pytorch",
+            "accuracy_delta": ev["accuracy"] - fp32_acc,
+            **extra,
+        },
+        provenance=prov,
+    )
+    return write_record(f"{out}.json", sidecar)
