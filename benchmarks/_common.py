@@ -123,3 +123,20 @@ def baseline_for(
         return reused
     model_pt, metrics = trained_model(args.model, data, out, train_cfg)
     return args.model, model_pt, metrics
+
+
+def quick_baseline(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any], Path, dict[str, Any]]:
+    """(work, data, train section, model.pt, metrics) of the QAT benchmarks: `--threads` set, the subset (or
+    `--data`) prepared in `--work`, the baseline reused (`--baseline`) or trained there, its accuracy printed."""
+    import time
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    data = reused_data(args, work / "cifar10-subset")
+    train_cfg = bench_train_cfg(args)
+    t0 = time.perf_counter()
+    args.model, model_pt, metrics = baseline_for(args, data, work / "models" / args.model, train_cfg)
+    print(f"{args.model}: baseline test accuracy {metrics['accuracy']:.4f} ({time.perf_counter() - t0:.0f} s)")
+    return work, data, train_cfg, model_pt, metrics

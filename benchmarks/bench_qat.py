@@ -15,12 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, baseline_for, bench_train_cfg, line_buffered_stdout, reused_data  # noqa: E402
+from _common import add_reuse_args, line_buffered_stdout, quick_baseline  # noqa: E402
 
 from edgeopt.quantize.qat import run_qat, write_sweep  # noqa: E402
 
@@ -45,15 +43,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128, help="baseline and QAT batch size")
     add_reuse_args(p)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    data = reused_data(args, work / "cifar10-subset")
-    train_cfg = bench_train_cfg(args)
-    t0 = time.perf_counter()
-    args.model, model_pt, metrics = baseline_for(args, data, work / "models" / args.model, train_cfg)
-    print(
-        f"{args.model}: baseline test accuracy {metrics['accuracy']:.4f} ({time.perf_counter() - t0:.0f} s)"
-    )
+    work, data, train_cfg, model_pt, _ = quick_baseline(args)
     qat_cfg = {
         "epochs": args.qat_epochs,
         "lr": args.qat_lr,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -77,3 +78,17 @@ def zeropad_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) ->
     return _save_variant(
         tmp_path_factory.mktemp("zeropad"), tiny_model, "zeropad", lambda m, meta: zero_pad_prune(m)
     )
+
+
+def qdq_zero_points(path: Path) -> dict[str, np.ndarray]:
+    """Every QuantizeLinear/DequantizeLinear zero point of a QDQ ONNX file, by node kind and input."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    out = {}
+    for node in m.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2:
+            out[f"{node.op_type}:{node.input[0]}"] = inits[node.input[2]]
+    return out

@@ -68,7 +68,11 @@ def test_formats_table_is_what_the_builders_register() -> None:
     made = {q.fmt for q in QUANTIZERS.values() if q.fmt}
     assert set(formats.names(stage="quantize")) | {formats.TRT_QDQ_SOURCE} == made
     assert {f.runtime for f in formats.FORMATS.values()} <= set(RUNTIMES)
-    assert formats.names(built_on="device") == ["trt-fp32", "trt-fp16", "trt-int8"]
+    assert formats.names(built_on="device") == ["trt-fp32", "trt-fp16", "trt-int8", "qat-trt-int8"]
+    from edgeopt.quantize.qat_export import QAT_EXPORTERS  # the QAT model's formats: exported by qat_export
+
+    assert set(formats.names(stage="qat")) == set(QAT_EXPORTERS)
+    assert all(formats.qat_twin(f.removeprefix(formats.QAT_PREFIX)) == f for f in formats.FORMATS if formats.is_qat(f))
     for f in formats.FORMATS.values():
         assert f.name.endswith("-" + f.precision) and f.on_device == (f.stage == "bench")
 

@@ -37,6 +37,9 @@ def test_tiny_run_builds_the_report(tiny_workflow: TinyWorkflow) -> None:
     res = pd.read_parquet(wf.workdir / "results/report/results.parquet")
     base = res[(res.model == "resnet20") & (res.variant == "baseline") & (res.format == "pytorch")]
     assert len(base) == 1 and 0 <= base.accuracy.iloc[0] <= 1 and base.macs.iloc[0] > 1e7
+    for fmt in plan.qat_deploy_formats(cfg):  # the deployed 8-bit QAT model: real rows with real latency
+        qat = res[(res.variant == "baseline") & (res.format == fmt) & (res.device == "local")]
+        assert len(qat) >= 1 and not qat.simulated.any() and qat.latency_p50_ms.notna().all(), qat
     page = (wf.workdir / "results/report/index.html").read_text()
     assert page.count("data:image/png;base64,") == len(plan.report_figures(cfg)) >= 1
     assert (wf.workdir / "results/logs/make_report.log").is_file()

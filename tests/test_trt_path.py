@@ -11,25 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from quantize_fixtures import qdq_zero_points
 from workflow_fixtures import TINY, parse_dry_run, run_snakemake
 
 from edgeopt.harness import tensorrt as trt_h
 from edgeopt.harness.tensorrt import timing
 
 DATA = Path(__file__).parent / "data"
-
-
-def _zero_points(path: Path) -> dict[str, np.ndarray]:
-    import onnx
-    from onnx import numpy_helper
-
-    m = onnx.load(str(path))
-    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    out = {}
-    for node in m.graph.node:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2:
-            out[f"{node.op_type}:{node.input[0]}"] = inits[node.input[2]]
-    return out
 
 
 def test_trt_qdq_model_is_symmetric_int8(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
@@ -39,14 +27,14 @@ def test_trt_qdq_model_is_symmetric_int8(tiny_model: Path, tiny_data: Path, tmp_
 
     cfg = {"calib_batches": 1, "calib_batch_size": 32}
     side = quantize_ptq("trt-qdq", tiny_model, tiny_data, tmp_path / "trt-qdq.onnx", cfg, "resnet20", "baseline")
-    zps = _zero_points(tmp_path / "trt-qdq.onnx")
+    zps = qdq_zero_points(tmp_path / "trt-qdq.onnx")
     assert len(zps) > 20 and any(k.startswith("QuantizeLinear:") for k in zps)
     assert all(z.dtype == np.int8 and not z.any() for z in zps.values()), {k: (z.dtype, z) for k, z in zps.items()}
     assert side["settings"]["symmetric"] is True and side["settings"]["activation_type"] == "int8"
     assert trt_h.is_qdq(tmp_path / "trt-qdq.onnx") and side["format"] == "trt-qdq"
     assert side["parity"]["top1_agreement"] >= 0.7, side["parity"]  # the int8 model still tracks fp32
     quantize_ptq("ort-int8", tiny_model, tiny_data, tmp_path / "ort-int8.onnx", cfg, "resnet20", "baseline")
-    ort = _zero_points(tmp_path / "ort-int8.onnx")
+    ort = qdq_zero_points(tmp_path / "ort-int8.onnx")
     assert any(z.dtype == np.uint8 for z in ort.values())  # u8s8: rejected by TensorRT
 
 

@@ -45,6 +45,14 @@ def test_tiny_preset_builds_every_target(tiny_run) -> None:
     assert metrics["provenance"]["git_commit"] and metrics["accuracy"] >= 0
     assert (workdir / "results/logs/train_baseline/resnet20.log").exists()
     assert (workdir / "results/benchmarks/train_baseline/resnet20.tsv").exists()
+    # the 8-bit QAT model deploys: exported, measured in each runtime against the PyTorch QAT model, benchmarked
+    assert plan.qat_deploy_formats(config) == ["qat-ort-int8", "qat-tflite-int8"]
+    for fmt in plan.qat_deploy_formats(config):
+        side = json.loads((workdir / (plan.deploy_path("resnet20", "baseline", fmt) + ".json")).read_text())
+        assert side["simulated"] is False and side["parity_reference"] == "pytorch QAT model (fake-quant)"
+        assert side["images"] == 500 and 0 <= side["parity"]["top1_agreement"] <= 1 and side["provenance"]
+        bench = json.loads((workdir / plan.bench_path("local", "resnet20", "baseline", fmt)).read_text())
+        assert (bench["format"], bench["precision"]) == (fmt, "int8") and bench["accuracy_host"] == side["accuracy"]
 
 
 @pytest.mark.slow

@@ -47,8 +47,27 @@ FORMATS: dict[str, Format] = {
         Format("trt-fp32", "engine", "tensorrt", "fp32", "bench", "device", True),
         Format("trt-fp16", "engine", "tensorrt", "fp16", "bench", "device", True),
         Format("trt-int8", "engine", "tensorrt", "int8", "bench", "device", True),
+        # the 8-bit QAT model deployed (`quantize.qat.export`): `qat-<f>` is the QAT twin of format <f>,
+        # exported from the trained QAT model with its learned scales (edgeopt.quantize.qat_export);
+        # qat-trt-int8 is built on the device from qat-ort-int8.onnx (symmetric QDQ, no calibration)
+        Format("qat-ort-int8", "onnx", "onnxruntime", "int8", "qat", "host", False),
+        Format("qat-tflite-int8", "tflite", "tflite", "int8", "qat", "host", False),
+        Format("qat-trt-int8", "engine", "tensorrt", "int8", "bench", "device", False),
     )
 }
+#: prefix of the QAT twins above
+QAT_PREFIX = "qat-"
+
+
+def is_qat(name: str) -> bool:
+    """Whether format `name` is made from the QAT model (not from the fp32 model)."""
+    return name.startswith(QAT_PREFIX)
+
+
+def qat_twin(name: str) -> str | None:
+    """The QAT twin of format `name` (`ort-int8` -> `qat-ort-int8`), or None when it has none."""
+    twin = QAT_PREFIX + name
+    return twin if twin in FORMATS else None
 
 
 #: not a deployable format: the symmetric int8 QDQ ONNX the quantization stage makes for trt-int8 engines

@@ -85,6 +85,7 @@ ENGINE_SIDECAR = _artifact("engine_sidecar", "deploy/{model}/{variant}/engines/{
 DEPLOY_FILE = _artifact("deploy_file", "deploy/{model}/{variant}/{format}.{ext}", "a deployable artifact; format and extension from `edgeopt.formats.FORMATS` (e.g. `ort-int8.onnx`, `tflite-fp16.tflite`)")
 DEPLOY_SIDECAR = _artifact("deploy_sidecar", "deploy/{model}/{variant}/{format}.{ext}.json", "`edgeopt.records.DeployMetrics`: runtime, precision, size_bytes, accuracy in that runtime, parity vs PyTorch, deployable, provenance")
 QAT_RESULT = _artifact("qat_result", "quantize/{model}/{variant}/qat-{pair}.json", "`edgeopt.records.QatResult`: one QAT bit pair (pair: `w<bits>a<bits>`)")
+QAT_STATE = _artifact("qat_state", "quantize/{model}/{variant}/qat-{pair}.pt", "the trained QAT model's state (tensors and plain data only): what `export_qat` deploys for the w8a8 pair")
 QAT_SWEEP = _artifact("qat_sweep", "quantize/{model}/{variant}/qat_sweep.csv", "every QAT bit pair of a variant (`edgeopt.records.QAT_SWEEP_COLUMNS`)")
 BENCH_RESULT = _artifact("bench_result", "bench/{device}/{model}/{variant}/{format}.json", "`edgeopt.records.BenchResult`: device-side measurements, one entry per batch size")
 RETRAIN_RESULT = _artifact("retrain_result", "retrain/{device}/{model}/{framework}-{setting}.json", "`edgeopt.records.RetrainResult`: on-device retraining cost")

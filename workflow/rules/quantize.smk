@@ -89,7 +89,8 @@ rule train_qat:
         test=DATA["test"],
         meta=DATA["meta"],
     output:
-        layout.QAT_RESULT,
+        result=layout.QAT_RESULT,
+        state=layout.QAT_STATE,
     log:
         layout.log("train_qat", "{model}/{variant}/{pair}"),
     benchmark:
@@ -106,7 +107,37 @@ rule train_qat:
     shell:
         "python -m edgeopt quantize qat --model-file {input.model:q} --data {params.data:q}"
         " --params {params.cfg:q} --train-params {params.train_cfg:q} --bits {wildcards.pair}"
-        " --out {output:q} --model {wildcards.model} --variant {wildcards.variant}"
+        " --out {output.result:q} --state-out {output.state:q} --model {wildcards.model}"
+        " --variant {wildcards.variant} --threads {threads} > {log:q} 2>&1"
+
+
+rule export_qat:
+    input:
+        model=layout.MODEL_FILE,
+        state=layout.fill(layout.QAT_STATE, pair=plan.QAT_DEPLOY_PAIR),
+        calib=DATA["calib"],
+        test=DATA["test"],
+        meta=DATA["meta"],
+    output:
+        artifact=layout.fill(layout.DEPLOY_FILE, format="{qatformat}"),
+        sidecar=layout.fill(layout.DEPLOY_SIDECAR, format="{qatformat}"),
+    log:
+        layout.log("export_qat", "{model}/{variant}/{qatformat}.{ext}"),
+    benchmark:
+        layout.benchmark("export_qat", "{model}/{variant}/{qatformat}.{ext}")
+    wildcard_constraints:
+        qatformat="|".join(formats.names(stage="qat")),
+        ext="onnx|tflite",
+    conda:
+        "../../envs/edgeopt.yaml"
+    threads: 2
+    params:
+        cfg=plan.ptq_params_json(config),
+        data=lambda w, input: Path(input.meta).parent,
+    shell:
+        "python -m edgeopt quantize qat-export --format {wildcards.qatformat} --model-file {input.model:q}"
+        " --qat-state {input.state:q} --data {params.data:q} --params {params.cfg:q}"
+        " --out {output.artifact:q} --model {wildcards.model} --variant {wildcards.variant}"
         " --threads {threads} > {log:q} 2>&1"
 
 

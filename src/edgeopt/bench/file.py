@@ -28,7 +28,8 @@ from edgeopt.records import FileBenchResult, write_record
 SUFFIX_RUNTIMES = {".onnx": "onnxruntime", ".tflite": "tflite"}
 #: `--format` values: the runtime as is, or a TensorRT engine built on the device from an ONNX file
 FILE_FORMATS = {
-    "onnxruntime": (".onnx",), "tflite": (".tflite",), **{f: (".onnx",) for f in formats.names(built_on="device")},
+    "onnxruntime": (".onnx",), "tflite": (".tflite",),
+    **{f: (".onnx",) for f in formats.names(built_on="device") if not formats.is_qat(f)},  # qat-trt-int8 is trt-int8
 }  # fmt: skip
 #: ONNX TensorProto element type of float32
 ONNX_FLOAT = 1

@@ -81,10 +81,14 @@ from edgeopt.plan.prune import (
     width_mult,
 )
 from edgeopt.plan.quantize import (
+    QAT_DEPLOY_PAIR,
     ptq_params_json,
+    qat_deploy_formats,
+    qat_deploy_targets,
     qat_pairs,
     qat_params_json,
     qat_result_path,
+    qat_state_path,
     qat_sweep_path,
     qat_targets,
     qat_variants,
@@ -102,7 +106,7 @@ def stage_targets(config: dict[str, Any]) -> list[str]:
     """Every stage's targets but the report's, in DAG order."""
     targets = data_targets(config) + baseline_targets(config)
     targets += prune_targets(config)
-    targets += quantize_targets(config) + qat_targets(config)
+    targets += quantize_targets(config) + qat_targets(config) + qat_deploy_targets(config)
     targets += convert_targets(config)
     targets += trt_qdq_targets(config)
     targets += bench_targets(config, planned=set(targets))
@@ -192,10 +196,14 @@ __all__ = [
     "prune_section",
     "prune_targets",
     "pruning_variants",
+    "QAT_DEPLOY_PAIR",
     "ptq_params_json",
+    "qat_deploy_formats",
+    "qat_deploy_targets",
     "qat_pairs",
     "qat_params_json",
     "qat_result_path",
+    "qat_state_path",
     "qat_sweep_path",
     "qat_targets",
     "qat_variants",

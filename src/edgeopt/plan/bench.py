@@ -8,6 +8,7 @@ from edgeopt import formats, layout
 from edgeopt.devices.config import device_runtimes, device_settings
 from edgeopt.plan.common import compact_json, subset
 from edgeopt.plan.models import model_names
+from edgeopt.plan.quantize import qat_deploy_formats
 from edgeopt.plan.variants import deploy_formats, deploy_path, model_variants, onnx_path
 
 #: the `bench` keys that change measurements (the others only choose jobs): a rule passes only these,
@@ -40,6 +41,8 @@ def bench_source(model: str, variant: str, fmt: str, config: dict[str, Any] | No
     the device or from `int8_calibration`)."""
     if not formats.get(fmt, "bench.formats").on_device:
         return deploy_path(model, variant, fmt)
+    if formats.is_qat(fmt):  # qat-trt-int8: the QAT model's symmetric QDQ ONNX (explicit quantization)
+        return deploy_path(model, variant, formats.QAT_PREFIX + "ort-int8")
     if fmt == "trt-int8" and config is not None and trt_int8_from_qdq(config["convert"]["tensorrt"]):
         return trt_qdq_path(model, variant)
     return onnx_path(model, variant)
@@ -79,11 +82,15 @@ def bench_devices(config: dict[str, Any]) -> list[str]:
 
 
 def bench_formats(config: dict[str, Any], device: str) -> list[str]:
-    """Formats measured on `device`: `bench.formats` (or conversion's + TensorRT's), by the device's runtimes."""
+    """Formats measured on `device`: `bench.formats` (or conversion's + the exported QAT model's + TensorRT's,
+    with qat-trt-int8 beside trt-int8 when the QAT model is exported as qat-ort-int8), by the device's runtimes."""
     bench = config["bench"]
     fmts = bench["formats"]
     if fmts is None:
-        fmts = list(dict.fromkeys(deploy_formats(config) + list(bench["tensorrt_formats"])))
+        fmts = deploy_formats(config) + qat_deploy_formats(config) + list(bench["tensorrt_formats"])
+        if qat_deploy_formats(config):  # qat-trt-int8 jobs run where qat-ort-int8.onnx is planned (bench_targets)
+            fmts += [t for t in map(formats.qat_twin, bench["tensorrt_formats"]) if t]
+        fmts = list(dict.fromkeys(fmts))
     runtimes = device_runtimes(config, device)
     return [f for f in fmts if format_runtime(f) in runtimes]
 

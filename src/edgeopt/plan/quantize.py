@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgeopt import layout
+from edgeopt import formats, layout
 from edgeopt.plan.common import compact_json
 from edgeopt.plan.models import has_torch_model, model_formats, model_names
 from edgeopt.plan.variants import deploy_path, model_variants, owned_formats, with_sidecars
@@ -70,3 +70,26 @@ def qat_targets(config: dict[str, Any]) -> list[str]:
     if not qat_pairs(config):
         return []
     return [qat_sweep_path(m, v) for m in model_names(config) for v in qat_variants(config, m)]
+
+
+#: the one QAT pair that deploys (the runtimes have 8-bit kernels only; lower pairs stay simulated)
+QAT_DEPLOY_PAIR = "w8a8"
+
+
+def qat_state_path(model: str, variant: str, pair: str) -> str:
+    """The trained QAT model's state (tensors only), written beside its result JSON."""
+    return layout.path(layout.QAT_STATE, model=model, variant=variant, pair=pair)
+
+
+def qat_deploy_formats(config: dict[str, Any]) -> list[str]:
+    """QAT twins (`edgeopt.formats.qat_twin`) of the int8 formats chosen in `convert.formats`, when w8a8 is
+    a QAT pair and `quantize.qat.export` is on."""
+    if not quantize_section(config)["qat"]["export"] or QAT_DEPLOY_PAIR not in qat_pairs(config):
+        return []
+    return [t for t in map(formats.qat_twin, quantize_formats(config)) if t]
+
+
+def qat_deploy_targets(config: dict[str, Any]) -> list[str]:
+    """The exported 8-bit QAT model of every (model, QAT variant) in each QAT format, with sidecars."""
+    fmts = qat_deploy_formats(config)
+    return with_sidecars([deploy_path(m, v, f) for m in model_names(config) for v in qat_variants(config, m) for f in fmts])

@@ -2,9 +2,9 @@
 
 `registry.QUANTIZERS` holds the families (`ort-qdq`, `litert-pt2e`, `fake-quant`); `ptq` drives a
 post-training rule (quantize, measure in the real runtime, write the sidecar JSON); `qat` fine-tunes
-with fake quantization and writes the bit-width sweep.
+with fake quantization and writes the bit-width sweep; `qat_export` deploys the 8-bit QAT model.
 """
 
 #: `quantize.qat` keys that only choose jobs (which bit pairs, from which variants, at all): the QAT
 #: trainer (`quantize.qat`) never reads them, so editing them reruns no existing QAT job
-QAT_JOB_KEYS = ("bits", "variants", "enabled")
+QAT_JOB_KEYS = ("bits", "variants", "enabled", "export")

@@ -1,8 +1,9 @@
 """`edgeopt quantize <mode>`: the quantize_ort / quantize_tflite / train_qat / sweep_qat rules' command.
 
 Modes: `ptq-ort` (ONNX Runtime QDQ int8), `ptq-tflite` (LiteRT full-integer int8), `ptq-trt` (symmetric
-int8 QDQ ONNX that TensorRT builds trt-int8 from), `qat` (fake-quant
-fine-tuning at one W/A pair), `sweep` (collect QAT results into the sweep table).
+int8 QDQ ONNX that TensorRT builds trt-int8 from), `qat` (fake-quant fine-tuning at one W/A pair),
+`qat-export` (the trained 8-bit QAT model as qat-ort-int8 / qat-tflite-int8), `sweep` (collect QAT
+results into the sweep table).
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--train-params", type=json_arg, default={}, help="the `train` section as JSON")
     q.add_argument("--bits", required=True, help="w<bits>a<bits>, e.g. w5a5 (2..8 each)")
     q.add_argument("--out", required=True, help="result JSON")
+    q.add_argument("--state-out", help="where to save the trained QAT model's state (qat-export reads it)")
+    q.add_argument("--model")
+    q.add_argument("--variant")
+    q.add_argument("--threads", type=int, default=0)
+    q = sub.add_parser("qat-export", help="the trained 8-bit QAT model -> qat-ort-int8 / qat-tflite-int8")
+    q.add_argument("--format", required=True, help="qat-ort-int8 | qat-tflite-int8")
+    q.add_argument("--model-file", required=True, help="the model.pt QAT started from")
+    q.add_argument("--qat-state", required=True, help="qat-w8a8.pt written by `quantize qat --state-out`")
+    q.add_argument("--data", required=True, help="dataset cache folder (needs calib.npz, test.npz)")
+    q.add_argument("--params", type=json_arg, required=True, help="the `quantize` section (without qat) as JSON")
+    q.add_argument("--out", required=True, help="the artifact; its sidecar is <out>.json")
     q.add_argument("--model")
     q.add_argument("--variant")
     q.add_argument("--threads", type=int, default=0)
@@ -48,22 +60,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
-    if args.mode in PTQ_MODES:
+    if args.mode in PTQ_MODES or args.mode == "qat-export":
         from edgeopt.quantize.ptq import quantize_ptq
+        from edgeopt.quantize.qat_export import export_qat
 
-        s = quantize_ptq(
-            PTQ_MODES[args.mode],
-            args.model_file,
-            args.data,
-            args.out,
-            args.params,
-            args.model,
-            args.variant,
-            args.threads,
-        )
+        if args.mode == "qat-export":
+            s = export_qat(args.format, args.model_file, args.qat_state, args.data, args.out, args.params,
+                           args.model, args.variant, args.threads)  # fmt: skip
+        else:
+            s = quantize_ptq(PTQ_MODES[args.mode], args.model_file, args.data, args.out, args.params,
+                             args.model, args.variant, args.threads)  # fmt: skip
         print(
             f"{s['model']}/{s['variant']} {s['format']}: accuracy {s['accuracy']:.4f} in {s['runtime']} "
             f"(fp32 PyTorch {s['fp32_accuracy']:.4f}, delta {100 * s['accuracy_delta']:+.2f} pt), "
+            f"top-1 agreement {s['parity']['top1_agreement']:.4f} with {s.get('parity_reference', 'fp32 PyTorch')}, "
             f"{s['size_bytes'] / 1e6:.2f} MB"
         )
         return 0
@@ -83,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 args.train_params,
                 args.model,
                 args.variant,
+                args.state_out,
             )
         print(
             f"{r['model']}/{r['variant']} QAT w{bw}a{ba}: accuracy {r['accuracy']:.4f} "

@@ -1,9 +1,12 @@
 """Fake quantization for QAT at 2..8 bits, separately for weights and activations, per-layer overrides.
 
 Every Conv2d/Linear is wrapped: its weight is fake-quantized per output channel (symmetric, max-abs
-scale), its input activation per tensor (asymmetric, range tracked by an EMA over batches and seeded on
-the calibration subset). BatchNorm is folded into the preceding conv first (torch.fx), so what is
-quantized is what an integer runtime would run. Gradients pass straight through (STE) inside the range.
+scale), its input activation per tensor (range tracked by an EMA over batches and seeded on the
+calibration subset). 8-bit activations are symmetric int8 (zero point 0, scale max|range|/127): the grid
+the exported int8 models (ONNX Runtime, TensorRT, LiteRT) run, so what QAT learns is what deploys;
+below 8 bits they are asymmetric (simulated only: no runtime here has those kernels). BatchNorm is
+folded into the preceding conv first (torch.fx), so what is quantized is what an integer runtime would
+run. Gradients pass straight through (STE) inside the range.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ def check_bits(bits: Any, what: str) -> int:
 
 
 class ActivationFakeQuant(nn.Module):
-    """Per-tensor asymmetric fake quantization with an EMA min/max range (frozen in eval mode)."""
+    """Per-tensor fake quantization with an EMA min/max range (frozen in eval mode); symmetric at 8 bits."""
 
     def __init__(self, bits: int, momentum: float = 0.05) -> None:
         super().__init__()
         self.bits = check_bits(bits, "bits_a")
+        self.symmetric = self.bits == MAX_BITS  # what int8 runtimes and TensorRT take
         self.momentum = momentum
         self.observe = False  # update the range in eval mode too (calibration)
         self.register_buffer("lo", torch.zeros(()))
@@ -61,10 +65,19 @@ class ActivationFakeQuant(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or self.observe or int(self.seen) == 0:
             self._update(x)
+        scale, zero, qmin, qmax = self.qparams()
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero, qmin, qmax)
+
+    def qparams(self) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """(scale, zero point, qmin, qmax) of the current range: what the forward pass and the export use."""
+        if self.symmetric:
+            qmax = 2 ** (self.bits - 1) - 1
+            scale = (torch.maximum(-self.lo, self.hi) / qmax).clamp(min=1e-8).float()
+            return scale, torch.zeros((), dtype=torch.int32, device=scale.device), -qmax - 1, qmax
         qmax = 2**self.bits - 1
-        scale = ((self.hi - self.lo) / qmax).clamp(min=1e-8)
+        scale = ((self.hi - self.lo) / qmax).clamp(min=1e-8).float()
         zero = torch.round(-self.lo / scale).clamp(0, qmax).to(torch.int32)
-        return torch.fake_quantize_per_tensor_affine(x, scale.float(), zero, 0, qmax)
+        return scale, zero, 0, qmax
 
 
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:

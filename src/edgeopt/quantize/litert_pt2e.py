@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,16 @@ def _quiet() -> Any:
 
 
 def pt2e_quantize(
-    model: nn.Module, calib: np.ndarray, per_channel: bool = True, batch_size: int = 64
+    model: nn.Module,
+    calib: np.ndarray,
+    per_channel: bool = True,
+    batch_size: int = 64,
+    after_calibration: Callable[[nn.Module], Any] | None = None,
 ) -> tuple[nn.Module, Any]:
-    """Export, annotate with litert's PT2EQuantizer, calibrate and convert; returns (module, quantizer)."""
+    """Export, annotate with litert's PT2EQuantizer, calibrate and convert; returns (module, quantizer).
+
+    `after_calibration(prepared)` may replace observers before conversion (the QAT export fixes the
+    ranges QAT learned)."""
     from litert_torch.quantize import pt2e_quantizer
     from torchao.quantization.pt2e import quantize_pt2e
 
@@ -62,6 +70,8 @@ def pt2e_quantize(
     with torch.no_grad():
         for i in range(0, len(calib), batch_size):
             prepared(torch.from_numpy(np.ascontiguousarray(calib[i : i + batch_size])))
+    if after_calibration is not None:
+        after_calibration(prepared)
     return quantize_pt2e.convert_pt2e(prepared, fold_quantize=False), quantizer
 
 
@@ -74,7 +84,13 @@ class LitertPt2eQuantizer:
     runtime = "tflite"
 
     def quantize(
-        self, model: nn.Module, meta: dict[str, Any], calib: np.ndarray, out: Path, cfg: dict[str, Any]
+        self,
+        model: nn.Module,
+        meta: dict[str, Any],
+        calib: np.ndarray,
+        out: Path,
+        cfg: dict[str, Any],
+        after_calibration: Callable[[nn.Module], Any] | None = None,
     ) -> dict[str, Any]:
         import litert_torch
         from litert_torch.quantize.quant_config import QuantConfig
@@ -83,7 +99,7 @@ class LitertPt2eQuantizer:
         try:
             with _quiet():
                 converted, quantizer = pt2e_quantize(
-                    model, calib, per_channel, int(cfg.get("calib_batch_size", 64))
+                    model, calib, per_channel, int(cfg.get("calib_batch_size", 64)), after_calibration
                 )
                 sample = torch.zeros(
                     1, int(meta["in_channels"]), int(meta["image_size"]), int(meta["image_size"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,22 @@ class _Batches:
         raise NotImplementedError
 
 
+#: (pre-processed ONNX model) -> ORT `TensorQuantOverrides`: fixed scales for some tensors (QAT export)
+Overrides = Callable[[Any], dict[str, list[dict[str, Any]]]]
+
+
 def quantize_onnx_file(
-    src: Path, out: Path, calib: np.ndarray, cfg: dict[str, Any], input_name: str = "input"
+    src: Path,
+    out: Path,
+    calib: np.ndarray,
+    cfg: dict[str, Any],
+    input_name: str = "input",
+    overrides: Overrides | None = None,
 ) -> dict[str, Any]:
     """Static QDQ quantization of an fp32 ONNX file (also used for QAT-free comparisons in benchmarks and for
-    models imported as ONNX, whose input is named `input_name`)."""
+    models imported as ONNX, whose input is named `input_name`). `overrides` names the tensors whose scale
+    is given rather than calibrated, by tensor names of the pre-processed graph it is handed."""
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -92,6 +104,8 @@ def quantize_onnx_file(
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        if overrides is not None:
+            extra = {**extra, "TensorQuantOverrides": overrides(onnx.load(str(pre)))}
         with atomic_path(out) as dst:
             quantize_static(
                 str(pre),
@@ -127,15 +141,22 @@ class OrtQdqQuantizer:
     name = "ort-qdq"
     fmt = "ort-int8"
     runtime = "onnxruntime"
+    fixed: dict[str, Any] = {}  # settings this format pins whatever the `quantize` section says
 
     def quantize(
-        self, model: nn.Module, meta: dict[str, Any], calib: np.ndarray, out: Path, cfg: dict[str, Any]
+        self,
+        model: nn.Module,
+        meta: dict[str, Any],
+        calib: np.ndarray,
+        out: Path,
+        cfg: dict[str, Any],
+        overrides: Overrides | None = None,
     ) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = Path(tmp) / "model.onnx"
             export_onnx(model, fp32, int(meta["image_size"]), int(meta["in_channels"]))
             try:
-                info = quantize_onnx_file(fp32, Path(out), calib, cfg)
+                info = quantize_onnx_file(fp32, Path(out), calib, {**cfg, **self.fixed}, overrides=overrides)
             except EdgeoptError:
                 raise
             except Exception as exc:  # noqa: BLE001 - ORT raises many types for unsupported graphs
@@ -160,8 +181,4 @@ class TrtQdqQuantizer(OrtQdqQuantizer):
 
     name = TRT_QDQ_SOURCE
     fmt = TRT_QDQ_SOURCE
-
-    def quantize(
-        self, model: nn.Module, meta: dict[str, Any], calib: np.ndarray, out: Path, cfg: dict[str, Any]
-    ) -> dict[str, Any]:
-        return super().quantize(model, meta, calib, out, {**cfg, **TENSORRT_QDQ})
+    fixed = TENSORRT_QDQ

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from edgeopt.convert.parity import compare_logits
 from edgeopt.data import load_meta
 from edgeopt.harness.runtimes import evaluate, load_runner, preprocess
@@ -44,25 +46,53 @@ def quantize_ptq(
     t0 = time.perf_counter()
     info = quantizer.quantize(model, meta, calib, out, cfg)
     seconds = time.perf_counter() - t0
+    extra = {"quantizer": quantizer.name, "calibration_images": int(len(calib)), "settings": info,
+             "quantize_seconds": seconds, "source_model": str(model_path)}  # fmt: skip
+    return record_int8(fmt, quantizer.runtime, out, model, meta, data_dir, cfg, extra, model_name, variant,
+                       threads, provenance({"quantize": cfg}))  # fmt: skip
+
+
+def record_int8(
+    fmt: str,
+    runtime: str,
+    out: Path,
+    fp32: nn.Module,
+    meta: dict[str, Any],
+    data_dir: str | Path,
+    cfg: dict[str, Any],
+    extra: dict[str, Any],
+    model_name: str | None,
+    variant: str | None,
+    threads: int,
+    prov: dict[str, Any],
+    reference: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Measure the int8 artifact `out` in `runtime` on the test split and write its sidecar `<out>.json`.
+
+    `parity` compares it with `reference` (the PyTorch model it was made from: the fp32 model, or the
+    fake-quantized QAT model) on the same images; the fp32 accuracy beside it gives the delta.
+    """
     x, y = load_test(data_dir, cfg.get("eval_limit"))
-    ref = torch_logits(model, preprocess(x, meta["mean"], meta["std"]))
+    xin = preprocess(x, meta["mean"], meta["std"])
+    ref = torch_logits(fp32, xin)
     fp32_acc = float((ref.argmax(1) == y).mean()) if len(y) else 0.0
-    runner = load_runner(quantizer.runtime, str(out), threads=threads)
+    runner = load_runner(runtime, str(out), threads=threads)
     # TFLite models are converted at batch 1 (the deployed shape): evaluate them one image at a time
-    ev = evaluate(
-        runner, x, y, meta["mean"], meta["std"], batch_size=1 if quantizer.runtime == "tflite" else 256
-    )
+    ev = evaluate(runner, x, y, meta["mean"], meta["std"], batch_size=1 if runtime == "tflite" else 256)
+    ref_logits = ref if reference is None else torch_logits(reference, xin)
+    parity = compare_logits(ref_logits, ev["logits"])
+    parity["reference_accuracy"] = float((ref_logits.argmax(1) == y).mean()) if len(y) else 0.0
     sidecar = DeployMetrics(
         model=model_name or meta.get("arch"),
         variant=variant or meta.get("variant", "baseline"),
         format=fmt,
-        runtime=quantizer.runtime,
-        precision="int8",  # what every post-training quantizer makes (bits_w, bits_a below)
+        runtime=runtime,
+        precision="int8",  # what every int8 quantizer makes (bits_w, bits_a below)
         path=str(out),
         size_bytes=out.stat().st_size,
         accuracy=ev["accuracy"],
         images=ev["images"],
-        parity=compare_logits(ref, ev["logits"]),
+        parity=parity,
         deployable=True,
         simulated=False,
         bits_w=8,
@@ -71,12 +101,8 @@ def quantize_ptq(
             "fp32_accuracy": fp32_acc,
             "fp32_runtime": "pytorch",
             "accuracy_delta": ev["accuracy"] - fp32_acc,
-            "quantizer": quantizer.name,
-            "calibration_images": int(len(calib)),
-            "settings": info,
-            "quantize_seconds": seconds,
-            "source_model": str(model_path),
+            **extra,
         },
-        provenance=provenance({"quantize": cfg}),
+        provenance=prov,
     )
     return write_record(f"{out}.json", sidecar)

@@ -22,6 +22,7 @@ from edgeopt.models import load_model
 from edgeopt.provenance import provenance
 from edgeopt.quantize.data import load_calibration, make_contiguous, subset
 from edgeopt.quantize.fake_quant import FakeQuantQAT, check_bits, set_observe
+from edgeopt.quantize.qat_export import save_qat_state
 from edgeopt.records import QAT_SWEEP_COLUMNS, QatResult, read_record, write_record
 from edgeopt.train.device_data import DeviceData
 from edgeopt.train.loop import TrainSettings, evaluate, fit, resolve_device
@@ -56,8 +57,10 @@ def run_qat(
     train_cfg: dict[str, Any],
     model_name: str | None = None,
     variant: str | None = None,
+    state_out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune `model_path` fake-quantized at (bits_w, bits_a); write and return the result JSON."""
+    """Fine-tune `model_path` fake-quantized at (bits_w, bits_a); write and return the result JSON, and
+    the trained model's state to `state_out` (what `qat_export` deploys at 8 bits)."""
     check_bits(bits_w, "bits_w")
     check_bits(bits_a, "bits_a")
     settings = qat_settings(train_cfg, qat_cfg)
@@ -110,7 +113,7 @@ def run_qat(
             "lr": settings.lr,
             "measured_in": "pytorch fake-quant (simulated integer arithmetic)",
             "deploy_note": (
-                "8-bit W/A: deploy through the ort-int8 / tflite-int8 artifacts (integer kernels)"
+                "8-bit W/A: this model deploys as qat-ort-int8 / qat-tflite-int8 (measured in the runtimes)"
                 if deployable
                 else "sub-8-bit: no runtime here has these kernels; accuracy is simulated, no latency exists"
             ),
@@ -122,6 +125,8 @@ def run_qat(
         },
         provenance=provenance({"quantize.qat": qat_cfg, "train": train_cfg}, str(device)),
     )
+    if state_out is not None:
+        save_qat_state(state_out, qmodel, bits_w, bits_a, qat_cfg, str(model_path))
     return write_record(out, record)
 
 
