@@ -209,10 +209,10 @@ def width_mult(config: dict[str, Any], model: str) -> float | None:
         return float(explicit)
     target = p.get("target") or {}
     kind = target.get("kind", "macs")
-    if kind == "latency":
+    if kind in ("latency", "speedup"):
         from edgeopt.errors import EdgeoptError
 
-        raise EdgeoptError("prune.width.mult: must be set when prune.target.kind is latency")
+        raise EdgeoptError(f"prune.width.mult: must be set when prune.target.kind is {kind}")
     from edgeopt.prune.width_cache import cached_match_width
 
     ds = config.get("dataset") or {}
@@ -245,7 +245,7 @@ def recipe_path(model: str, variant: str) -> str:
 def bench_baseline_path(config: dict[str, Any], model: str) -> str | None:
     """The baseline benchmark a latency target reads (the benchmark stage's results layout)."""
     t = prune_section(config).get("target") or {}
-    if t.get("kind") != "latency":
+    if t.get("kind") != "latency" or latency_table_target(config):
         return None
     return f"{RESULTS}/bench/{t.get('device', 'local')}/{model}/baseline/{t.get('format', 'ort-fp32')}.json"
 
@@ -259,16 +259,63 @@ PLAN_KEYS = {
 
 
 def prune_plan_json(config: dict[str, Any], variant: str) -> str:
-    """plan_pruning's params for one variant: only the `prune` keys that variant's recipe uses."""
+    """plan_pruning's params for one variant: only the `prune` keys that variant's recipe uses (a target planned
+    from a latency table adds how candidates are timed and the target device's settings)."""
     p = prune_section(config)
     cfg = {k: p[k] for k in PLAN_KEYS[variant] if k in p}
+    if variant == "pruned" and latency_table_target(config):
+        cfg["latency_table"] = latency_table_settings(config)
+        cfg["device_settings"] = device_settings(config)[target_device(config)]
     return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 
 def plan_times_latency(config: dict[str, Any], variant: str) -> bool:
-    """Whether plan_pruning times candidate plans (a measured latency target): it then gets the machine alone."""
+    """Whether plan_pruning times candidate plans on this machine (a measured latency target, or a table-planned
+    target on `local`): it then gets the machine alone."""
     t = prune_section(config).get("target") or {}
+    if variant == "pruned" and latency_table_target(config):
+        return bench_is_local(config, target_device(config))
     return variant == "pruned" and t.get("kind") == "latency" and t.get("latency_model", "measured") == "measured"
+
+
+def latency_table_target(config: dict[str, Any]) -> bool:
+    """Whether the `pruned` plan's target is planned from a latency table measured on its device."""
+    from edgeopt.prune.latency_table import plans_from_latency_table
+
+    return plans_from_latency_table(prune_section(config).get("target") or {})
+
+
+def target_device(config: dict[str, Any]) -> str:
+    return str((prune_section(config).get("target") or {}).get("device", "local"))
+
+
+def target_format(config: dict[str, Any]) -> str:
+    return str((prune_section(config).get("target") or {}).get("format", "ort-fp32"))
+
+
+def latency_table_path(device: str, model: str, fmt: str) -> str:
+    """A model's latency table on one device in one format (beside it `.json`: how it was measured)."""
+    return f"{RESULTS}/latency/{device}/{model}/{fmt}.csv"
+
+
+def latency_table_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What a latency table's numbers depend on (its rule's params: editing one of these rebuilds it): the
+    `prune.latency_table` keys `TABLE_KEYS` names (threads: else `bench.threads`), the groups `prune.ignore`
+    leaves out, and for an int8 format the `quantize` settings."""
+    from edgeopt.prune.latency_table import TABLE_KEYS
+
+    t = dict(prune_section(config).get("latency_table") or {})
+    s = {k: t[k] for k in TABLE_KEYS if k in t}
+    if s.get("threads") is None:
+        s["threads"] = int((config.get("bench") or {}).get("threads") or 0)
+    s["ignore"] = list(prune_section(config).get("ignore") or [])
+    if target_format(config) in QUANT_FORMATS:
+        s["quantize"] = {k: v for k, v in quantize_section(config).items() if k != "qat"}
+    return s
+
+
+def latency_table_json(config: dict[str, Any]) -> str:
+    return json.dumps(latency_table_settings(config), sort_keys=True, separators=(",", ":"))
 
 
 def plans_from_table(config: dict[str, Any]) -> bool:
@@ -286,6 +333,8 @@ def plan_pruning_inputs(config: dict[str, Any], model: str, variant: str) -> dic
         bench = bench_baseline_path(config, model)
         if bench:
             inputs["bench"] = bench
+        if latency_table_target(config):
+            inputs["latency_table"] = latency_table_path(target_device(config), model, target_format(config))
     return inputs
 
 
