@@ -45,6 +45,11 @@ def test_tiny_preset_builds_every_target(tiny_run) -> None:
     assert metrics["provenance"]["git_commit"] and metrics["accuracy"] >= 0
     assert (workdir / "results/logs/train_baseline/resnet20.log").exists()
     assert (workdir / "results/benchmarks/train_baseline/resnet20.tsv").exists()
+    # the preset's speed-up target: planned from a latency table measured on `local`, checked there
+    table = "results/latency/local/resnet20/ort-fp32.csv"
+    planned = yaml.safe_load((workdir / "results/recipes/resnet20/pruned.yaml").read_text())["planned"]
+    assert planned["metric"] == "speedup" and planned["latency_table"] == table and (workdir / table).exists()
+    assert planned["predicted_speedup"] >= 1.2 and 1 <= len(planned["rounds"]) <= planned["max_rounds"] == 2
 
 
 @pytest.mark.slow
