@@ -11,17 +11,13 @@ or runtime problem it prints one line `edgeopt harness: ...` last on stderr and 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeopt.harness import sysinfo
-from edgeopt.harness.bench import HarnessError, input_shape, load_model, random_batch
+from edgeopt.harness.bench import HarnessError, input_shape, load_model, random_batch, write_result
 
 TIMESET_VERSION = 1
 
@@ -70,23 +66,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def compute() -> dict[str, Any]:
         t0 = time.perf_counter()
         rows = time_models(args.runtime, args.models, args.threads, args.warmup, args.rounds, args.runs)
-        result = {"timeset_version": TIMESET_VERSION, "runtime": args.runtime, "threads": args.threads,
-                  "warmup": args.warmup, "rounds": args.rounds, "runs": args.runs, "models": rows,
-                  "system": sysinfo.system_info(), "seconds": time.perf_counter() - t0}
-    except HarnessError as exc:
-        print(f"edgeopt harness: {exc}", file=sys.stderr)
-        return 3
-    except Exception as exc:  # noqa: BLE001 - any runtime failure becomes one last line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"edgeopt harness: {args.runtime} failed timing models: {type(exc).__name__}: {first}", file=sys.stderr)
-        return 1
-    tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out)
-    return 0
+        return {"timeset_version": TIMESET_VERSION, "runtime": args.runtime, "threads": args.threads,
+                "warmup": args.warmup, "rounds": args.rounds, "runs": args.runs, "models": rows,
+                "system": sysinfo.system_info(), "seconds": time.perf_counter() - t0}
+
+    return write_result(compute, args.out, f"{args.runtime} failed timing models")
 
 
 if __name__ == "__main__":
