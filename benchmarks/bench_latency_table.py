@@ -73,6 +73,7 @@ def main() -> int:
     ap.add_argument("--finetune-lr", type=float, default=0.02)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reuse-tables", action="store_true", help="keep tables already in --workdir (same settings!)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     work = Path(args.workdir)
@@ -88,7 +89,9 @@ def main() -> int:
     for method in ("whole", "layers"):
         t0 = time.time()
         path = work / f"table-{method}.csv"
-        write_table(args.baseline, meta.get("arch", "model"), device, args.format, {**timing, "method": method}, path)
+        if not (args.reuse_tables and path.exists()):
+                write_table(args.baseline, meta.get("arch", "model"), device, args.format, {**timing, "method": method},
+                        path)
         tables[method], build_s[method] = read_table(path), time.time() - t0
         print(f"table {method}: {len(tables[method].channels)} groups, baseline {tables[method].baseline_ms:.3f} ms, "
               f"built in {build_s[method]:.0f} s")

@@ -22,7 +22,7 @@ from edgeopt.prune.common import load_for_pruning
 from edgeopt.prune.groups import list_groups
 from edgeopt.prune.latency_sweep import sweep_widths, write_table
 from edgeopt.prune.latency_table import BASELINE_ROW, COLUMNS, read_table, table_rows_csv
-from edgeopt.prune.latency_target import table_moves
+from edgeopt.prune.latency_target import accuracy_drops, drop_at, table_moves
 
 SETTINGS = {"method": "whole", "ratios": [0.25, 0.5], "warmup": 1, "rounds": 2, "runs": 2, "threads": 1}
 
@@ -112,6 +112,15 @@ def test_fast_widths_snap_and_predictions_add_up(tmp_path: Path) -> None:
     with pytest.raises(EdgeoptError, match="not a latency table"):
         (tmp_path / "bad.csv").write_text("layer,ratio\nx,0.5\n")
         read_table(tmp_path / "bad.csv")
+
+
+def test_sensitivity_is_read_at_the_widths_it_really_measured() -> None:
+    """A sensitivity table rounded to 8 channels kept 8 of 16 at ratio 0.75: that says nothing about 4 channels."""
+    rows = [{"layer": "a", "ratio": r, "channels": 16, "kept": k, "accuracy": acc}
+            for r, k, acc in ((0.0, 16, 0.9), (0.25, 16, 0.9), (0.5, 8, 0.88), (0.75, 8, 0.89))]
+    points = accuracy_drops(rows)["a"]
+    assert points == [(0.0, 0.0), (0.5, pytest.approx(0.02))]
+    assert drop_at(points, 0.25) == pytest.approx(0.01) and drop_at(points, 0.75) is None
 
 
 def _plan(tiny_model: Path, sens: Path, table: Path, out: Path, target: dict) -> dict:

@@ -32,8 +32,18 @@ def required_speedup(target: dict[str, Any], table: LatencyTable) -> float:
     return max(1.0, table.baseline_ms / value)
 
 
+def _cut_share(row: dict[str, Any]) -> float:
+    """The share of channels a sensitivity row really removed: from its `kept`/`channels` columns when present
+    (the table rounds kept widths to its `round_to`, so ratio 0.75 of 16 channels may have kept 8), else its ratio."""
+    try:
+        return 1.0 - float(row["kept"]) / float(row["channels"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return float(row["ratio"])
+
+
 def accuracy_drops(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
-    """Per group, (ratio, accuracy drop) points of the sensitivity table from (0, 0), drops kept non-decreasing."""
+    """Per group, (share of channels removed, accuracy drop) points of the sensitivity table from (0, 0), drops
+    kept non-decreasing; rows that removed the same share (rounding) count once, with the worst drop."""
     by_layer: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_layer.setdefault(r["layer"], []).append(r)
@@ -43,16 +53,20 @@ def accuracy_drops(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, fl
         if base is None:
             raise EdgeoptError(f"sensitivity table: group {layer!r} has no ratio-0 (baseline) row")
         worst, points = 0.0, [(0.0, 0.0)]
-        for r in sorted(lr, key=lambda r: r["ratio"]):
-            if r["ratio"] > 0:
+        for r in sorted(lr, key=_cut_share):
+            share = _cut_share(r)
+            if share > 0:
                 worst = max(worst, base - r["accuracy"])
-                points.append((r["ratio"], worst))
+                if share - points[-1][0] > 1e-9:
+                    points.append((share, worst))
+                else:
+                    points[-1] = (share, worst)
         out[layer] = points
     return out
 
 
 def drop_at(points: list[tuple[float, float]], ratio: float) -> float | None:
-    """Accuracy drop at `ratio`, linear between measured ratios; None past the largest one measured."""
+    """Accuracy drop at `ratio`, linear between measured shares; None past the largest share really measured."""
     for (r0, d0), (r1, d1) in zip(points, points[1:], strict=False):
         if r0 <= ratio <= r1 + 1e-9:
             return d0 + (d1 - d0) * (ratio - r0) / (r1 - r0)
