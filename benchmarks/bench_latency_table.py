@@ -90,7 +90,7 @@ def main() -> int:
         t0 = time.time()
         path = work / f"table-{method}.csv"
         if not (args.reuse_tables and path.exists()):
-                write_table(args.baseline, meta.get("arch", "model"), device, args.format, {**timing, "method": method},
+            write_table(args.baseline, meta.get("arch", "model"), device, args.format, {**timing, "method": method},
                         path)
         tables[method], build_s[method] = read_table(path), time.time() - t0
         print(f"table {method}: {len(tables[method].channels)} groups, baseline {tables[method].baseline_ms:.3f} ms, "
