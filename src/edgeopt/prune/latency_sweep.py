@@ -140,7 +140,7 @@ def build_table(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of the latency table of `model` on `device` in `fmt` (see `edgeopt.prune.latency_table`), and
     what the device reported about itself."""
-    method = settings.get("method", "whole")
+    method = settings.get("method", "layers")
     if method not in TABLE_METHODS:
         raise EdgeoptError(f"prune.latency_table.method: must be one of {TABLE_METHODS}, got {method!r}")
     ext = plan.FORMATS[fmt][0]
@@ -206,7 +206,7 @@ def write_table(
     if isinstance(info.get("system"), dict):
         prov["device_side"] = device_side(info["system"], device.name)
     write_json(f"{out}.json", {
-        "model": model_name, "device": device.name, "format": fmt, "method": settings.get("method", "whole"),
+        "model": model_name, "device": device.name, "format": fmt, "method": settings.get("method", "layers"),
         "baseline_latency_ms": rows[0]["latency_ms"], "groups": len({r["group"] for r in rows}) - 1,
         "rows": len(rows), **info, "seconds": round(time.perf_counter() - t0, 2), "provenance": prov,
     })
