@@ -32,8 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from edgeopt import plan  # noqa: E402
 from edgeopt.devices import device_from_json  # noqa: E402
+from edgeopt.formats import FORMATS  # noqa: E402
 from edgeopt.prune.apply import apply_recipe, prune_model  # noqa: E402
 from edgeopt.prune.common import count, load_for_pruning  # noqa: E402
 from edgeopt.prune.groups import list_groups  # noqa: E402
@@ -103,7 +103,7 @@ def main() -> int:
         configs.append({g: max(1, round(c * (1 - r))) for g, c in channels.items()})
     while len(configs) < args.validate:
         configs.append({g: rng.choice(sorted(tables["whole"].saved[g])) for g in channels if rng.random() < 0.6})
-    ext = plan.FORMATS[args.format][0]
+    ext = FORMATS[args.format].ext
     files = [build_artifact(model, meta, args.format, work / f"v-base.{ext}", {})]
     files += [build_artifact(cut_to(model, meta, w, channels), meta, args.format, work / f"v{i}.{ext}", {})
               for i, w in enumerate(configs)]

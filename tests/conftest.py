@@ -21,7 +21,7 @@ CIFAR_JPEG_TAR = Path(
 )
 SAMPLE_TAR = ROOT / "data" / "cifar10-sample.tar.gz"  # the tiny preset's dataset, in the repository
 
-#: fixture modules shared by stages' tests (each stage appends its own below its marker line)
+#: fixture modules shared by stages' tests
 pytest_plugins: list[str] = [
     "quantize_fixtures",
     "device_fixtures",

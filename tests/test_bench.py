@@ -13,12 +13,17 @@ import pytest
 import yaml
 
 from edgeopt import plan
-from edgeopt.bench.run import bench_model
+from edgeopt.bench.run import MEASURE_KEYS, bench_model
+from edgeopt.config import check_config
 from edgeopt.devices import device_from_json, get_device
 from edgeopt.errors import EdgeoptError
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = {"batch_sizes": [1, 4], "warmup": 1, "runs": 5, "threads": 1, "eval_batch_size": 50, "timeout": 300}
+#: what the rule passes: the validated `bench` section's measurement keys (defaults from the schema)
+PARAMS = {
+    **{k: v for k, v in check_config({})["bench"].items() if k in MEASURE_KEYS},
+    **{"batch_sizes": [1, 4], "warmup": 1, "runs": 5, "threads": 1, "eval_batch_size": 50, "timeout": 300},
+}
 
 
 def host_accuracy(onnx: Path, data: Path) -> float:
@@ -98,8 +103,10 @@ def test_bench_on_local_device(tiny_onnx, tiny_data, tmp_path: Path) -> None:
 
 
 def test_plan_filters_formats_by_device_runtimes() -> None:
-    config = {
+    raw = {
         "models": ["resnet20"],
+        "prune": {"variants": []},
+        "sensitivity": {"enabled": False},
         "convert": {"formats": ["ort-fp32", "tflite-int8"]},
         "devices": {
             "local": {},
@@ -108,6 +115,7 @@ def test_plan_filters_formats_by_device_runtimes() -> None:
         },
         "bench": {"devices": None, "tensorrt_formats": ["trt-fp16"]},
     }
+    config = check_config(raw)
     targets = plan.bench_targets(config)
     assert targets == [
         "results/bench/local/resnet20/baseline/ort-fp32.json",
@@ -118,11 +126,10 @@ def test_plan_filters_formats_by_device_runtimes() -> None:
     assert (
         plan.bench_source("resnet20", "baseline", "trt-fp16") == "results/deploy/resnet20/baseline/model.onnx"
     )
-    assert plan.bench_targets(dict(config, bench={"devices": ["jetson"], "formats": ["trt-fp16"]})) == [
-        targets[-1]
-    ]
+    only_trt = check_config(dict(raw, bench={"devices": ["jetson"], "formats": ["trt-fp16"]}))
+    assert plan.bench_targets(only_trt) == [targets[-1]]
     with pytest.raises(EdgeoptError, match=r"bench\.devices: 'off'"):
-        plan.bench_targets(dict(config, bench={"devices": ["off"]}))
+        plan.bench_targets(check_config(dict(raw, bench={"devices": ["off"]})))
 
 
 @pytest.mark.slow

@@ -62,6 +62,13 @@ def test_wheel_checks_a_config_outside_the_checkout(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     where, schema, requirements = proc.stdout.split()
     assert Path(where).is_relative_to(site) and schema == requirements == "True", proc.stdout
+    # the HTML report's figure captions are package data, not files of the checkout's workflow/ folder
+    proc = _run(
+        [str(python), "-c", "from edgeopt.report.catalog import FIGURES; from edgeopt.report.html import caption; "
+         "print(sorted(f for f in FIGURES if len(caption(f)) < 40))"],
+        elsewhere, env,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr[-2000:]
     (elsewhere / "bad.yaml").write_text("train: {epochs: -1}\n")
     proc = _run([str(python), "-m", "edgeopt", "check-config", "config.yaml", "bad.yaml"], elsewhere, env)
     assert proc.returncode == 2 and "train.epochs" in proc.stderr, proc.stderr[-2000:]

@@ -242,10 +242,7 @@ def test_sensitivity_plan_prune_reload_onnx(tiny_model: Path, tiny_data: Path, t
         plan_pruning("pruned", tiny_model, tmp_path / "x.yaml", {**cfg, "target": {"kind": "latency", "value": 1}},
                      csv_path, bench_json=tmp_path / "nope.json")
     bench = tmp_path / "bench.json"
-    bench.write_text(json.dumps({"batches": [  # the benchmark stage's layout (results/bench/<dev>/<m>/<v>/<fmt>.json)
-        {"batch_size": 8, "latency_ms": {"p50": 9.0, "mean": 9.5}},
-        {"batch_size": 1, "latency_ms": {"p50": 2.0, "mean": 2.1}},
-    ]}))
+    write_bench(bench, {8: 9.0, 1: 2.0})  # as the benchmark stage writes it
     lat_cfg = {**cfg, "target": {"kind": "latency", "value": 1.25, "latency_model": "macs"}}
     lat = plan_pruning("pruned", tiny_model, tmp_path / "lat.yaml", lat_cfg, csv_path, bench_json=bench)
     assert lat["planned"]["required_reduction"] == pytest.approx(1.6)  # 2.0 ms / 1.25 ms, assumed to follow MACs
@@ -454,17 +451,27 @@ def test_dag_wires_every_pruning_variant(tmp_path: Path, cifar_tar: Path) -> Non
     assert re.search(r"plan_pruning\s+1\b", out) and "analyze_sensitivity" not in out, out[-2000:]
 
 
+def write_bench(path: Path, p50_ms: dict[int, float]) -> None:
+    """A benchmark result with these batch-1.. median latencies, through the bench stage's record."""
+    from edgeopt.records import BenchBatch, BenchResult, write_record
+
+    batches = [BenchBatch(batch_size=b, latency_ms={"p50": ms, "mean": ms * 1.05}, throughput_ips=b * 1000 / ms)
+               for b, ms in p50_ms.items()]  # fmt: skip
+    write_record(path, BenchResult(device="local", model="m", variant="baseline", format="ort-fp32",
+                                   runtime="onnxruntime", precision="fp32", artifact="a.onnx", size_bytes=1,
+                                   accuracy=0.9, accuracy_host=0.9, batches=batches))  # fmt: skip
+
+
 def test_bench_latency_parsing(tmp_path: Path) -> None:
     from edgeopt.prune.planner import bench_latency_ms, required_reduction
-
     p = tmp_path / "b.json"
-    p.write_text(json.dumps({"batches": [{"batch_size": 8, "latency_ms": {"p50": 9.0}},
-                                         {"batch_size": 1, "latency_ms": {"p50": 2.0, "mean": 2.5}}]}))
+    write_bench(p, {8: 9.0, 1: 2.0})
     assert bench_latency_ms(p) == 2.0
-    p.write_text(json.dumps({"latency_ms": 3.0}))
-    assert bench_latency_ms(p) == 3.0
-    p.write_text(json.dumps({"accuracy": 0.9}))
+    write_bench(p, {8: 9.0})
     with pytest.raises(EdgeoptError, match="no batch-1 latency"):
+        bench_latency_ms(p)
+    p.write_text(json.dumps({"accuracy": 0.9}))
+    with pytest.raises(EdgeoptError, match="BenchResult lacks key"):
         bench_latency_ms(p)
     assert required_reduction({"kind": "latency", "value": 1.0}, 2.0) == ("macs", 2.0)
     with pytest.raises(EdgeoptError, match="reduction factor must be >= 1"):

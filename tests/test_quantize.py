@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgeopt import plan
+from edgeopt import formats, plan
 from edgeopt.config import check_config
 from edgeopt.errors import EdgeoptError
 from edgeopt.quantize.fake_quant import apply_fake_quant, fake_quant_weight, set_observe
@@ -128,9 +128,9 @@ def test_quantize_pruned_models(
     base, _ = load_model(tiny_model)
     assert model_stats(pruned, 32)["params"] < 0.8 * model_stats(base, 32)["params"]
     for fmt in ("ort-int8", "tflite-int8"):
-        ext = plan.FORMATS[fmt][0]
+        ext = formats.get(fmt).ext
         s = quantize_ptq(fmt, path, tiny_data, tmp_path / f"{fmt}.{ext}", PTQ_CFG, "resnet20", variant)
-        _check_sidecar(s, fmt, plan.FORMATS[fmt][1])
+        _check_sidecar(s, fmt, formats.get(fmt).runtime)
         assert s["variant"] == variant
     r = run_qat(path, tiny_data, tmp_path / "qat.json", 5, 5, QAT_CFG, QAT_CFG, "resnet20", variant)
     assert r["bn_folded"] and r["simulated"] and not r["deployable"]

@@ -1,7 +1,9 @@
 """Report stage: collecting metrics files of any subset of stages, figures, the HTML page in a browser.
 
-The metrics trees built here are test data in the artifact layout of CONTRIBUTING.md (what the other
-stages write), fed to the real collector, real matplotlib and a real headless Chromium.
+The metrics trees built here are written through the producers' own records (`edgeopt.records`, the
+classes every stage writes with) at the layout's paths (`edgeopt.layout`), the QAT sweep by the QAT
+stage's `write_sweep`; `test_real_producer_output_lands_in_the_tables` feeds files the real stages wrote.
+They go to the real collector, real matplotlib and a real headless Chromium.
 """
 
 from __future__ import annotations
@@ -17,7 +19,21 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from edgeopt import layout
+from edgeopt.bench.run import MEASURE_KEYS
 from edgeopt.errors import EdgeoptError
+from edgeopt.prune.sensitivity import write_csv as write_sensitivity
+from edgeopt.quantize.qat import write_sweep
+from edgeopt.records import (
+    BenchBatch,
+    BenchResult,
+    DeployMetrics,
+    ModelMetrics,
+    QatResult,
+    Record,
+    RetrainResult,
+    write_record,
+)
 from edgeopt.report import html
 from edgeopt.report.collect import SIMULATED_NOTE, collect, discover, read_tables, write_tables
 from edgeopt.report.figures import FIGURES, draw
@@ -29,14 +45,19 @@ CFG = {
     "pareto": {"x": "latency_p50_ms", "y": "accuracy"},
     "batch_size": 1,
 }
-PROV = {"provenance": {"created": "2026-12-01T00:00:00+00:00", "git_commit": "abc", "config": {}}}
+PROV = {"created": "2026-12-01T00:00:00+00:00", "git_commit": "abc", "config": {}}
 
 
-def _write(root: Path, rel: str, obj: dict | str) -> Path:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(obj if isinstance(obj, str) else json.dumps({**obj, **PROV}))
-    return p
+def _at(root: Path, pattern: str, **wildcards: object) -> Path:
+    """A layout path under the test's results folder."""
+    return root / layout.path(pattern, **wildcards).removeprefix(layout.RESULTS + "/")
+
+
+def _write(root: Path, pattern: str, record: Record, **wildcards: object) -> Path:
+    path = _at(root, pattern, **wildcards)
+    record.provenance = PROV
+    write_record(path, record)
+    return path
 
 
 def model_metrics(root: Path) -> None:
@@ -45,42 +66,55 @@ def model_metrics(root: Path) -> None:
         ("pruned", 0.905, 16.2e6, 101234, 101234, 0.0),
         ("sparse", 0.899, 41.4e6, 272474, 81742, 0.7),
     ]:
-        _write(
-            root,
-            f"models/resnet20/{variant}/metrics.json",
-            {"model": "resnet20", "variant": variant, "stage": "train", "accuracy": acc, "loss": 0.3,
-             "macs": macs, "params": params, "nonzero_params": nz, "weight_sparsity": sp},
-        )  # fmt: skip
-        (root / f"models/resnet20/{variant}/model.pt").write_bytes(b"\0" * int(params * 4 / 100))
+        rec = ModelMetrics(model="resnet20", variant=variant, stage="train", accuracy=acc, loss=0.3, macs=int(macs),
+                           params=params, nonzero_params=nz, weight_sparsity=sp)  # fmt: skip
+        path = _write(root, layout.MODEL_METRICS, rec, model="resnet20", variant=variant)
+        path.with_name("model.pt").write_bytes(b"\0" * int(params * 4 / 100))
+
+
+def _deploy(variant: str, fmt: str, runtime: str, size: float, acc: float, **kw: object) -> DeployMetrics:
+    return DeployMetrics(
+        model="resnet20", variant=variant, format=fmt, runtime=runtime, precision=fmt.split("-")[1],
+        path=f"results/deploy/resnet20/{variant}/{fmt}", size_bytes=int(size), accuracy=acc, images=100,
+        parity={"max_abs_diff": 1e-5, "top1_agreement": 1.0}, **kw,
+    )  # fmt: skip
 
 
 def deploy_sidecars(root: Path) -> None:
     for variant in ("baseline", "pruned"):
-        for fmt, runtime, ext, size, acc in [
-            ("ort-fp32", "onnxruntime", "onnx", 1_090_000, 0.912),
-            ("ort-int8", "onnxruntime", "onnx", 310_000, 0.909),
-            ("tflite-int8", "tflite", "tflite", 300_000, 0.908),
+        for fmt, runtime, ext, acc in [
+            ("ort-fp32", "onnxruntime", "onnx", 0.912),
+            ("ort-int8", "onnxruntime", "onnx", 0.909),
+            ("tflite-int8", "tflite", "tflite", 0.908),
         ]:
-            _write(
-                root,
-                f"deploy/resnet20/{variant}/{fmt}.{ext}.json",
-                {"model": "resnet20", "variant": variant, "format": fmt, "runtime": runtime,
-                 "precision": fmt.split("-")[1], "path": f"results/deploy/resnet20/{variant}/{fmt}.{ext}",
-                 "size_bytes": size * (0.4 if variant == "pruned" else 1), "accuracy": acc - (variant == "pruned") * 0.007,
-                 "parity": {"max_abs_diff": 1e-5, "top1_agreement": 1.0}, "deployable": True, "simulated": False},
-            )  # fmt: skip
+            rec = _deploy(variant, fmt, runtime, SIZES[fmt] * (0.4 if variant == "pruned" else 1),
+                          acc - (variant == "pruned") * 0.007, deployable=True, simulated=False)  # fmt: skip
+            _write(root, layout.DEPLOY_SIDECAR, rec, model="resnet20", variant=variant, format=fmt, ext=ext)
     # a 4-bit QAT model exported for measurement: simulated, its latency must never be shown as real
-    _write(
-        root,
-        "deploy/resnet20/qat-w4a4/ort-fp32.onnx.json",
-        {"model": "resnet20", "variant": "qat-w4a4", "format": "ort-fp32", "runtime": "onnxruntime",
-         "precision": "fp32", "size_bytes": 1_090_000, "accuracy": 0.89, "deployable": False, "simulated": True,
-         "bits_w": 4, "bits_a": 4},
+    rec = _deploy("qat-w4a4", "ort-fp32", "onnxruntime", 1_090_000, 0.89, deployable=False, simulated=True,
+                  bits_w=4, bits_a=4)  # fmt: skip
+    _write(root, layout.DEPLOY_SIDECAR, rec, model="resnet20", variant="qat-w4a4", format="ort-fp32", ext="onnx")
+
+
+#: artifact sizes as the deploy sidecars record them (a pruned model's are 0.4 of these)
+SIZES = {"ort-fp32": 1_090_000, "ort-int8": 310_000, "tflite-int8": 300_000}
+
+
+def _bench(device: str, variant: str, fmt: str, acc: float, batches: list[BenchBatch], rss_mb: float) -> BenchResult:
+    return BenchResult(
+        device=device, model="resnet20", variant=variant, format=fmt,
+        runtime="onnxruntime" if fmt.startswith("ort") else "tflite", precision=fmt.split("-")[1],
+        artifact=f"results/deploy/resnet20/{variant}/{fmt}", size_bytes=int(SIZES[fmt] * (0.4 if variant == "pruned" else 1)),
+        accuracy=acc, accuracy_host=None,
+        batches=batches, peak_rss_bytes=int(rss_mb * 2**20),
     )  # fmt: skip
 
 
+def _latency(p50: float, mean: float, p90: float, p99: float) -> dict[str, float]:
+    return {"mean": mean, "std": 0.01, "min": p50 * 0.9, "p50": p50, "p90": p90, "p99": p99, "max": p99 * 1.1}
+
+
 def bench_results(root: Path) -> None:
-    # shape 1: per-batch list, latency in ms under a nested dict, memory in bytes
     for variant, fmt, p50 in [
         ("baseline", "ort-fp32", 2.0),
         ("baseline", "ort-int8", 0.6),
@@ -88,53 +122,49 @@ def bench_results(root: Path) -> None:
         ("pruned", "tflite-int8", 0.8),
         ("qat-w4a4", "ort-fp32", 0.1),
     ]:
-        _write(
-            root,
-            f"bench/local/resnet20/{variant}/{fmt}.json",
-            {"device": "local", "model": "resnet20", "variant": variant, "format": fmt,
-             "runtime": "onnxruntime" if fmt.startswith("ort") else "tflite", "accuracy": 0.91 - 0.005 * (variant != "baseline"),
-             "batches": [
-                 {"batch_size": 1, "latency_ms": {"mean": p50 * 1.05, "p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5},
-                  "throughput_ips": 1000 / p50, "peak_rss_bytes": 150 * 2**20,
-                  "energy": {"source": "rapl", "duration_s": 0.5, "energy_j": 4.0, "mean_power_w": 8.0,
-                             "energy_per_image_mj": 40 * p50, "rails_mean_w": {"package-0": 8.0}}},
-                 {"batch_size": 8, "latency_ms": {"mean": p50 * 5, "p50": p50 * 4.8, "p90": p50 * 5.5, "p99": p50 * 6},
-                  "throughput_ips": 8000 / (p50 * 4.8), "peak_rss_bytes": 180 * 2**20},
-             ]},
-        )  # fmt: skip
-    # shape 2: flat keys in seconds, energy and power from a board sensor
-    _write(
-        root,
-        "bench/jetson/resnet20/baseline/ort-fp32.json",
-        {"device": "jetson", "model": "resnet20", "variant": "baseline", "format": "ort-fp32",
-         "runtime": "onnxruntime", "batch_size": 1, "accuracy": 0.912,
-         "latency_mean_s": 0.0052, "latency_p50_s": 0.005, "latency_p90_s": 0.0055, "latency_p99_s": 0.007,
-         "peak_rss_mb": 210.0, "energy_mj": 12.5, "power_w": 2.5},
-    )  # fmt: skip
+        batches = [
+            BenchBatch(batch_size=1, latency_ms=_latency(p50, p50 * 1.05, p50 * 1.2, p50 * 1.5),
+                       throughput_ips=1000 / p50,
+                       energy={"source": "rapl", "duration_s": 0.5, "energy_j": 4.0, "mean_power_w": 8.0,
+                               "energy_per_image_mj": 40 * p50, "rails_mean_w": {"package-0": 8.0}}),
+            BenchBatch(batch_size=8, latency_ms=_latency(p50 * 4.8, p50 * 5, p50 * 5.5, p50 * 6),
+                       throughput_ips=8000 / (p50 * 4.8)),
+        ]  # fmt: skip
+        rec = _bench("local", variant, fmt, 0.91 - 0.005 * (variant != "baseline"), batches, 150.0)
+        _write(root, layout.BENCH_RESULT, rec, device="local", model="resnet20", variant=variant, format=fmt)
+    # a board with a power sensor, one batch size
+    batch = BenchBatch(batch_size=1, latency_ms=_latency(5.0, 5.2, 5.5, 7.0), throughput_ips=200.0,
+                       energy={"source": "ina3221", "mean_power_w": 2.5, "energy_per_image_mj": 12.5})  # fmt: skip
+    rec = _bench("jetson", "baseline", "ort-fp32", 0.912, [batch], 210.0)
+    _write(root, layout.BENCH_RESULT, rec, device="jetson", model="resnet20", variant="baseline", format="ort-fp32")
 
 
 def other_stages(root: Path) -> None:
-    rows = ["layer,ratio,accuracy,loss,macs,params"]
-    for layer, slope in [("layer1.0.conv1", 0.05), ("layer3.2.conv2", 0.6)]:
-        for r in (0.1, 0.3, 0.5, 0.7, 0.9):
-            rows.append(f"{layer},{r},{0.91 - slope * r * r:.4f},0.4,{41e6 * (1 - r / 10):.0f},270000")
-    _write(root, "sensitivity/resnet20/sensitivity.csv", "\n".join(rows) + "\n")
-    sweep = ["bits_w,bits_a,accuracy"] + [
-        f"{b},{b},{0.91 - max(0, 5 - b) * 0.08:.3f}" for b in (2, 3, 4, 5, 6, 8)
-    ]
-    _write(root, "quantize/resnet20/baseline/qat_sweep.csv", "\n".join(sweep) + "\n")
+    rows = [
+        {"layer": layer, "ratio": r, "channels": 16, "kept": 16 - int(16 * r), "accuracy": round(0.91 - slope * r * r, 4),
+         "loss": 0.4, "macs": int(41e6 * (1 - r / 10)), "params": 270000, "members": layer}
+        for layer, slope in [("layer1.0.conv1", 0.05), ("layer3.2.conv2", 0.6)]
+        for r in (0.1, 0.3, 0.5, 0.7, 0.9)
+    ]  # fmt: skip
+    write_sensitivity(_at(root, layout.SENSITIVITY_TABLE, model="resnet20"), rows)
+    pairs = []
+    for b in (2, 3, 4, 5, 6, 8):
+        acc = 0.91 - max(0, 5 - b) * 0.08
+        rec = QatResult(model="resnet20", variant="baseline", stage="qat", quantizer="fake-quant", bits_w=b, bits_a=b,
+                        accuracy=acc, fp32_accuracy=0.91, delta=acc - 0.91, accuracy_before_finetune=acc - 0.05,
+                        deployable=b == 8, simulated=True, epochs=1, train_images=360, test_images=100)  # fmt: skip
+        pairs.append(_write(root, layout.QAT_RESULT, rec, model="resnet20", variant="baseline", pair=f"w{b}a{b}"))
+    write_sweep(pairs, _at(root, layout.QAT_SWEEP, model="resnet20", variant="baseline"))
     for setting, ips, prec, frozen in [
         ("fp32-full", 400.0, "fp32", 0),
         ("bf16-full", 900.0, "bf16", 0),
         ("fp32-freeze10", 1100.0, "fp32", 10),
     ]:
-        _write(
-            root,
-            f"retrain/local/resnet20/pytorch-{setting}.json",
-            {"device": "local", "model": "resnet20", "framework": "pytorch", "setting": setting,
-             "precision": prec, "frozen_layers": frozen, "batch_size": 64, "images_per_second": ips,
-             "time_per_epoch_s": 360 / ips, "peak_memory_mb": 800.0, "accuracy_before": 0.5, "accuracy_after": 0.6},
-        )  # fmt: skip
+        rec = RetrainResult(device="local", model="resnet20", variant="baseline", framework="pytorch", setting=setting,
+                            freeze=frozen, precision=prec, batch_size=64, frozen_layers=frozen, accuracy=0.6,
+                            accuracy_before=0.5, accuracy_after=0.6, images_per_second=ips, seconds_per_epoch=360 / ips,
+                            peak_rss_bytes=800 * 2**20)  # fmt: skip
+        _write(root, layout.RETRAIN_RESULT, rec, device="local", model="resnet20", framework="pytorch", setting=setting)
 
 
 @pytest.fixture()
@@ -156,7 +186,7 @@ def test_every_stage_lands_in_the_tables(full_tree: Path) -> None:
     # 3 pytorch rows + 7 deploy rows + 6 QAT (fake-quant) rows + (5 x 2 batch sizes) local + 1 jetson bench rows
     assert len(res) == 3 + 7 + 6 + 10 + 1
     qat = res[res.runtime == "pytorch-fakequant"]
-    assert qat[qat.bits_w < 8].simulated.all() and not qat[qat.bits_w == 8].simulated.any()
+    assert qat.simulated.all()  # measured in PyTorch fake-quant at every width, as the QAT stage records
     assert sorted(qat.format) == sorted(f"qat-w{b}a{b}" for b in (2, 3, 4, 5, 6, 8))
     assert (qat.variant == "baseline").all() and qat.macs.eq(41.4e6).all()
     row = res[
@@ -257,10 +287,61 @@ def test_workflow_inputs_exclude_stale_files_of_older_runs(full_tree: Path) -> N
 
 
 def test_corrupt_metrics_file_is_one_line_naming_it(tmp_path: Path) -> None:
-    root = tmp_path / "results"
-    _write(root, "bench/local/resnet20/baseline/ort-fp32.json", "{not json")
+    path = _at(tmp_path / "results", layout.BENCH_RESULT, device="local", model="resnet20", variant="baseline",
+               format="ort-fp32")  # fmt: skip
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
     with pytest.raises(EdgeoptError, match=r"ort-fp32.json: not a readable metrics JSON"):
-        collect(root)
+        collect(tmp_path / "results")
+
+
+def test_a_renamed_key_is_a_one_line_error_not_an_empty_column(full_tree: Path) -> None:
+    """Before the records, a key a stage renamed became a silent NaN column of the results table."""
+    path = _at(full_tree, layout.BENCH_RESULT, device="jetson", model="resnet20", variant="baseline", format="ort-fp32")
+    obj = json.loads(path.read_text())
+    obj["batches"][0]["latency"] = obj["batches"][0].pop("latency_ms")
+    path.write_text(json.dumps(obj))
+    with pytest.raises(EdgeoptError, match=r"ort-fp32.json: BenchBatch lacks key 'latency_ms'$"):
+        collect(full_tree)
+    sweep = _at(full_tree, layout.QAT_SWEEP, model="resnet20", variant="baseline")
+    sweep.write_text(sweep.read_text().replace("bits_w", "weight_bits", 1))
+    with pytest.raises(EdgeoptError, match=r"qat_sweep.csv: column 'bits_w' missing"):
+        collect(full_tree, [sweep])
+
+
+def test_real_producer_output_lands_in_the_tables(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """Files written by the real stages (training, conversion, a benchmark on the local device) at the
+    layout's paths, collected the way the workflow's report rule does (from the planned targets)."""
+    from edgeopt.bench.run import bench_model
+    from edgeopt.config import check_config
+    from edgeopt.convert.cli import convert_artifact
+    from edgeopt.devices import device_from_json
+
+    cfg = check_config({"bench": {"batch_sizes": [1, 2], "warmup": 1, "runs": 3}})
+    root = tmp_path / "results"
+    model_dir = _at(root, layout.MODEL_FILE, model="resnet20", variant="baseline").parent
+    model_dir.mkdir(parents=True)
+    shutil.copy(tiny_model, model_dir / "model.pt")
+    shutil.copy(tiny_model.with_name("metrics.json"), model_dir / "metrics.json")  # as train_baseline wrote it
+    onnx = _at(root, layout.ONNX_EXPORT, model="resnet20", variant="baseline")
+    ort = _at(root, layout.DEPLOY_FILE, model="resnet20", variant="baseline", format="ort-fp32", ext="onnx")
+    convert_artifact("onnx", model_dir / "model.pt", tiny_data, cfg["convert"], onnx)
+    convert_artifact("ort-fp32", model_dir / "model.pt", tiny_data, cfg["convert"], ort, onnx=onnx)
+    bench = _at(root, layout.BENCH_RESULT, device="local", model="resnet20", variant="baseline", format="ort-fp32")
+    device = device_from_json("local", cfg["devices"]["local"])
+    params = {k: v for k, v in cfg["bench"].items() if k in MEASURE_KEYS}
+    bench_model(device, params, "resnet20", "baseline", "ort-fp32", ort, tiny_data, bench)
+
+    res = collect(root, [model_dir / "metrics.json", onnx, ort, bench])["results"]
+    assert sorted(zip(res.format, res.device.fillna(""), res.batch_size.fillna(0), strict=True)) == [
+        ("ort-fp32", "", 0), ("ort-fp32", "local", 1), ("ort-fp32", "local", 2), ("pytorch", "", 0),
+    ]  # fmt: skip
+    measured = res[res.device == "local"]
+    assert measured.latency_p50_ms.gt(0).all() and measured.throughput_ips.gt(0).all()
+    assert measured.peak_rss_mb.gt(10).all() and measured.macs.gt(0).all() and measured.deployable.all()
+    host = res[(res.format == "ort-fp32") & (res.device == "")].iloc[0]
+    assert measured.accuracy_host.eq(host.accuracy).all() and host.size_bytes == ort.stat().st_size
+    assert res.model.eq("resnet20").all() and res.variant.eq("baseline").all()
 
 
 # ---------------------------------------------------------------- pareto + figures
@@ -345,8 +426,8 @@ def test_html_report_renders_in_headless_chromium(full_tree: Path, tmp_path: Pat
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert f'data-figures-rendered="{len(FIGURES)}/{len(FIGURES)}"' in dom.stdout
     assert (
-        "<h1>test report</h1>" in dom.stdout and dom.stdout.count('class="sim"') == 3 + 5
-    )  # qat-w4a4 x3, QAT below 8 bit x5
+        "<h1>test report</h1>" in dom.stdout and dom.stdout.count('class="sim"') == 3 + 6
+    )  # qat-w4a4 x3, every QAT (fake-quant) pair x6
     shot = tmp_path / "shot.png"
     proc = chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", "--hide-scrollbars")
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]

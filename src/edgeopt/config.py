@@ -17,7 +17,7 @@ import jsonschema
 import yaml
 
 from edgeopt.data.download_policy import check_download
-from edgeopt.devices.config import check_python
+from edgeopt.devices.config import check_python, device_runtimes, device_settings
 from edgeopt.errors import EdgeoptError
 from edgeopt.names import NAME_PATTERN, NAME_RULE, check_path_component
 
@@ -88,6 +88,20 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     return config
 
 
+def fill_section(name: str, section: dict[str, Any] | None) -> dict[str, Any]:
+    """One config section validated and completed with the schema's defaults (a copy): a stage command
+    called with part of a section (a rule passes only the keys that make its outputs stale, tests pass
+    a few) reads every key by name, and the defaults stay written once, in the schema."""
+    schema = load_schema()["properties"][name]
+    filled = copy.deepcopy(section or {})
+    cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    error = next(iter(sorted(cls(schema).iter_errors(filled), key=lambda e: len(e.absolute_path))), None)
+    if error is not None:
+        where = ".".join([name, *map(str, error.absolute_path)])
+        raise EdgeoptError(f"config: {where}: {error.message}")
+    return filled
+
+
 def _check_across_keys(config: dict[str, Any]) -> None:
     """Rules a JSON schema states poorly: caught here so a bad config fails before any training."""
     from edgeopt.model_entries import model_specs
@@ -135,7 +149,7 @@ def _check_qat_variants(config: dict[str, Any]) -> None:
 def _check_latency_target(config: dict[str, Any]) -> None:
     """A latency or speed-up target is measured on a device: it must be an enabled device, and the format one that
     device runs (and, planned from a latency table, one the host can build files of to time)."""
-    from edgeopt import plan
+    from edgeopt.formats import FORMATS, runtime
     from edgeopt.prune.latency_table import TABLE_FORMATS, plans_from_latency_table
 
     target = (config.get("prune") or {}).get("target") or {}
@@ -143,13 +157,13 @@ def _check_latency_target(config: dict[str, Any]) -> None:
         return
     if target.get("kind") == "speedup" and float(target.get("value", 2.5)) <= 1:
         raise EdgeoptError(f"config: prune.target.value: a speedup must be > 1, got {target.get('value')}")
-    devices = plan.device_settings(config)
+    devices = device_settings(config)
     device = target.get("device", "local")
     if device not in devices:
         raise EdgeoptError(f"config: prune.target.device: {device!r} is not an enabled device "
                            f"(devices: {', '.join(devices)})")
-    runtimes = plan.device_runtimes(config, device)
-    formats = [f for f in [*plan.FORMATS, *plan.TRT_FORMATS] if plan.format_runtime(f) in runtimes]
+    runtimes = device_runtimes(config, device)
+    formats = [f for f in FORMATS if runtime(f) in runtimes]
     if plans_from_latency_table(target):
         formats = [f for f in formats if f in TABLE_FORMATS]
     if target.get("format", "ort-fp32") not in formats:
@@ -186,9 +200,9 @@ def run(args: argparse.Namespace) -> int:
     for f in args.configfile:
         merged = deep_merge(merged, read_config_file(f))
     check_config(merged)
-    from edgeopt import plan
+    from edgeopt.model_capabilities import model_notes
 
-    for note in plan.model_notes(merged):  # builds and checks every model from outside the registry
+    for note in model_notes(merged):  # builds and checks every model from outside the registry
         print(note)
     print("config OK")
     return 0

@@ -1,4 +1,7 @@
-"""What a model from outside the registry can go through, worked out from the model itself.
+"""What a model can go through: the one answer the planner asks for (`model_capabilities`).
+
+Built-in models are answered from what the registry declares (`edgeopt.models.registry`), never
+probed. A model from outside the registry is worked out from the model itself:
 
 Planning must not import torch (Snakemake plans on every start), so `model_capabilities` reads a small
 JSON cache under `results/.cache/models/`, keyed by the entry, the dataset's image size and channels and
@@ -6,8 +9,6 @@ the size and modification time of the files it names. Only a miss (a new or edit
 model, in this process, and checks it: it is also the config check of the entry, so a bad entry (an
 unknown constructor, a factory that fails, weights that do not fit, an ONNX file without one image input)
 stops the run before Snakemake builds the DAG, with nothing written.
-
-Built-in models are described statically (`BUILTIN_CAPABILITIES`) and never probed.
 """
 
 from __future__ import annotations
@@ -17,22 +18,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgeopt import layout
 from edgeopt.atomic import write_json
 from edgeopt.errors import EdgeoptError
-from edgeopt.model_entries import ModelSpec, factory_ref, resolve_path
+from edgeopt.model_entries import ModelSpec, factory_ref, model_specs, resolve_path
+from edgeopt.models.registry import BUILTIN_CAPABILITIES, declared_capabilities
 
-CACHE_DIR = "results/.cache/models"
+CACHE_DIR = layout.MODEL_CAPABILITIES_CACHE
 #: bump when the probe decides differently, so old cache entries are recomputed
 PROBE_VERSION = 1
 
-#: built-in models: residual blocks (zeropad), a width multiplier (width<mult>), DepGraph-prunable groups
-BUILTIN_CAPABILITIES: dict[str, dict[str, Any]] = {
-    "resnet20": {"structured": True, "residual": True, "width": True},
-    "resnet56": {"structured": True, "residual": True, "width": True},
-    "resnet18": {"structured": True, "residual": True, "width": False},
-    "mobilenetv2": {"structured": True, "residual": True, "width": True},
-    "vgg16": {"structured": True, "residual": False, "width": True},
-}
+__all__ = [
+    "BUILTIN_CAPABILITIES", "model_capabilities", "config_capabilities", "model_notes", "probe", "onnx_input",
+    "input_matches",
+]  # fmt: skip
 #: what the deploy-only (ONNX) entries can do: none of the PyTorch stages
 ONNX_CAPABILITIES = {"structured": False, "residual": False, "width": False, "torch": False}
 
@@ -78,8 +77,22 @@ def model_capabilities(
     return caps
 
 
+def config_capabilities(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """`model_capabilities` of the `models:` entry named `model`, on the config's dataset (what the planner asks)."""
+    ds = config["dataset"]
+    return model_capabilities(model_specs(config)[model], int(ds["image_size"]), int(ds["channels"]))
+
+
+def model_notes(config: dict[str, Any]) -> list[str]:
+    """One line per variant or stage a model of the config skips (printed by the Snakefile and
+    `edgeopt check-config`, shown in the report); builds and checks every new entry from outside the registry."""
+    return [n for m in model_specs(config) for n in config_capabilities(config, m).get("notes", [])]
+
+
 def _builtin(spec: ModelSpec) -> dict[str, Any]:
-    return {**BUILTIN_CAPABILITIES[spec.arch], "torch": True, "notes": []}
+    """A registered model: DepGraph-prunable, and what the registry declares (residual blocks, width)."""
+    declared = declared_capabilities(spec.arch)
+    return {"structured": True, "residual": declared.residual, "width": declared.width, "torch": True, "notes": []}
 
 
 def probe(spec: ModelSpec, image_size: int, in_channels: int, base: str | Path | None = None) -> dict[str, Any]:

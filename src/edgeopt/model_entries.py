@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import EdgeoptError
+from edgeopt.models.builtins import BUILTIN_CAPABILITIES
 
-#: built-in registry names (edgeopt.models.registry); kept here so planning needs no torch import
-BUILTIN_MODELS = ("resnet20", "resnet56", "vgg16", "mobilenetv2", "resnet18")
+#: built-in registry names: those the (torch-free) registry declares capabilities for
+BUILTIN_MODELS = tuple(BUILTIN_CAPABILITIES)
 #: prefixed architecture names: `<prefix>:<constructor>`
 PREFIXES = ("torchvision", "timm")
 #: a model name is a path component under results/

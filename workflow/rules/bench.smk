@@ -1,4 +1,4 @@
-# Rules of the bench stage (see README). Targets are planned in src/edgeopt/plan.py.
+# Rules of the bench stage (see README). Targets are planned in src/edgeopt/plan/bench.py.
 # One job per (device, model, variant, format): the harness runs on the device (over SSH unless local)
 # and its JSON comes back. A failing device fails only its own jobs (use --keep-going for the others).
 # Board jobs run on the submitting host (they only talk SSH): never as cluster jobs.
@@ -11,19 +11,19 @@ localrules:
 rule bench_model:
     input:
         model=lambda w: plan.bench_source(w.model, w.variant, w.format, config),
-        test=f"{DATA}/test.npz",
-        calib=f"{DATA}/calib.npz",
-        meta=f"{DATA}/meta.json",
+        test=DATA["test"],
+        calib=DATA["calib"],
+        meta=DATA["meta"],
     output:
-        "results/bench/{device}/{model}/{variant}/{format}.json",
+        layout.BENCH_RESULT,
     log:
-        "results/logs/bench_model/{device}/{model}/{variant}/{format}.log",
+        layout.log("bench_model", "{device}/{model}/{variant}/{format}"),
     benchmark:
-        "results/benchmarks/bench_model/{device}/{model}/{variant}/{format}.tsv"
+        layout.benchmark("bench_model", "{device}/{model}/{variant}/{format}")
     wildcard_constraints:
         device="[A-Za-z0-9_.-]+",
         variant="[A-Za-z0-9_.-]+",
-        format="(ort|tflite|trt)-[a-z0-9]+",
+        format="|".join(formats.FORMATS),
     retries: config["bench"]["retries"]
     conda:
         "../../envs/edgeopt.yaml"

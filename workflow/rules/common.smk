@@ -1,13 +1,14 @@
 # Shared by the rule files: jobs run `python -m edgeopt ...` with this checkout's src/ first on the
 # path, and with the interpreter running Snakemake unless `--sdm conda` puts the rule's env first
-# (edgeopt.jobshell says why).
+# (edgeopt.jobshell says why). Every path comes from edgeopt.layout (patterns) or edgeopt.plan
+# (planned targets).
 import shlex  # used by the rule files
 import sys
 from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
-from edgeopt import jobguard, plan
+from edgeopt import formats, jobguard, layout, plan
 from edgeopt.jobshell import shell_prefix
 from edgeopt.model_entries import FACTORIES_ENV, factories_json
 
@@ -20,7 +21,7 @@ _prefix += f"export {FACTORIES_ENV}={shlex.quote(factories_json(config))}; "
 # Snakemake formats the prefix like a shell command: braces are doubled to stay literal.
 shell.prefix(_prefix.replace("{", "{{").replace("}", "}}"))
 
-DATA = plan.data_dir(config)
+DATA = plan.data_files(config)
 
 # Boards are a shared resource: every benchmark/retraining job holds one `device_<name>` unit of its
 # device, and each enabled device gets a limit of 1 here (a resource given no limit is unlimited in

@@ -1,4 +1,4 @@
-# Rules of the convert stage (see README). Targets are planned in src/edgeopt/plan.py.
+# Rules of the convert stage (see README). Targets are planned in src/edgeopt/plan/convert.py.
 # Every artifact is checked against its PyTorch model (accuracy + logit parity) by the same command.
 
 # Wildcards are constrained per rule (not globally) so other stages' rules are unaffected.
@@ -6,16 +6,16 @@
 
 rule export_onnx:
     input:
-        model="results/models/{model}/{variant}/model.pt",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        model=layout.MODEL_FILE,
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        onnx="results/deploy/{model}/{variant}/model.onnx",
-        sidecar="results/deploy/{model}/{variant}/model.onnx.json",
+        onnx=layout.ONNX_EXPORT,
+        sidecar=layout.ONNX_EXPORT_SIDECAR,
     log:
-        "results/logs/export_onnx/{model}/{variant}.log",
+        layout.log("export_onnx", "{model}/{variant}"),
     benchmark:
-        "results/benchmarks/export_onnx/{model}/{variant}.tsv"
+        layout.benchmark("export_onnx", "{model}/{variant}")
     wildcard_constraints:
         model="[A-Za-z0-9_.-]+",
         variant="[A-Za-z0-9_.-]+",
@@ -31,17 +31,17 @@ rule export_onnx:
 
 rule optimize_ort:
     input:
-        onnx="results/deploy/{model}/{variant}/model.onnx",
-        model="results/models/{model}/{variant}/model.pt",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        onnx=layout.ONNX_EXPORT,
+        model=layout.MODEL_FILE,
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        ort="results/deploy/{model}/{variant}/ort-fp32.onnx",
-        sidecar="results/deploy/{model}/{variant}/ort-fp32.onnx.json",
+        ort=plan.deploy_pattern("ort-fp32"),
+        sidecar=plan.deploy_pattern("ort-fp32", sidecar=True),
     log:
-        "results/logs/optimize_ort/{model}/{variant}.log",
+        layout.log("optimize_ort", "{model}/{variant}"),
     benchmark:
-        "results/benchmarks/optimize_ort/{model}/{variant}.tsv"
+        layout.benchmark("optimize_ort", "{model}/{variant}")
     wildcard_constraints:
         model="[A-Za-z0-9_.-]+",
         variant="[A-Za-z0-9_.-]+",
@@ -58,20 +58,20 @@ rule optimize_ort:
 
 rule convert_tflite:
     input:
-        model="results/models/{model}/{variant}/model.pt",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        model=layout.MODEL_FILE,
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        tflite="results/deploy/{model}/{variant}/tflite-{precision}.tflite",
-        sidecar="results/deploy/{model}/{variant}/tflite-{precision}.tflite.json",
+        tflite=plan.deploy_pattern("tflite-{precision}"),
+        sidecar=plan.deploy_pattern("tflite-{precision}", sidecar=True),
     log:
-        "results/logs/convert_tflite/{model}/{variant}-{precision}.log",
+        layout.log("convert_tflite", "{model}/{variant}-{precision}"),
     benchmark:
-        "results/benchmarks/convert_tflite/{model}/{variant}-{precision}.tsv"
+        layout.benchmark("convert_tflite", "{model}/{variant}-{precision}")
     wildcard_constraints:
         model="[A-Za-z0-9_.-]+",
         variant="[A-Za-z0-9_.-]+",
-        precision="fp32|fp16",
+        precision="|".join(plan.tflite_convert_precisions()),
     conda:
         "../../envs/edgeopt.yaml"
     params:

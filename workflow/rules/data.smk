@@ -1,14 +1,14 @@
 rule prepare_data:
     output:
-        train=f"{DATA}/train.npz",
-        val=f"{DATA}/val.npz",
-        test=f"{DATA}/test.npz",
-        calib=f"{DATA}/calib.npz",
-        meta=f"{DATA}/meta.json",
+        train=DATA["train"],
+        val=DATA["val"],
+        test=DATA["test"],
+        calib=DATA["calib"],
+        meta=DATA["meta"],
     log:
-        "results/logs/prepare_data.log",
+        layout.log("prepare_data"),
     benchmark:
-        "results/benchmarks/prepare_data.tsv"
+        layout.benchmark("prepare_data")
     conda:
         "../../envs/edgeopt.yaml"
     params:

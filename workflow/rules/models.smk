@@ -10,15 +10,15 @@ ruleorder: quantize_onnx_model > quantize_ort
 rule import_onnx:
     input:
         onnx=lambda w: plan.onnx_source(config, w.model),
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        onnx="results/deploy/{model}/baseline/model.onnx",
-        sidecar="results/deploy/{model}/baseline/model.onnx.json",
+        onnx=layout.fill(layout.ONNX_EXPORT, variant="baseline"),
+        sidecar=layout.fill(layout.ONNX_EXPORT_SIDECAR, variant="baseline"),
     log:
-        "results/logs/import_onnx/{model}.log",
+        layout.log("import_onnx", "{model}"),
     benchmark:
-        "results/benchmarks/import_onnx/{model}.tsv"
+        layout.benchmark("import_onnx", "{model}")
     wildcard_constraints:
         model=plan.onnx_model_regex(config),
     conda:
@@ -33,16 +33,18 @@ rule import_onnx:
 
 rule optimize_onnx_model:
     input:
-        onnx="results/deploy/{model}/baseline/model.onnx",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        onnx=layout.fill(layout.ONNX_EXPORT, variant="baseline"),
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        ort="results/deploy/{model}/baseline/ort-fp32.onnx",
-        sidecar="results/deploy/{model}/baseline/ort-fp32.onnx.json",
+        ort=layout.fill(plan.deploy_pattern("ort-fp32"), variant="baseline"),
+        sidecar=layout.fill(
+            plan.deploy_pattern("ort-fp32", sidecar=True), variant="baseline"
+        ),
     log:
-        "results/logs/optimize_onnx_model/{model}.log",
+        layout.log("optimize_onnx_model", "{model}"),
     benchmark:
-        "results/benchmarks/optimize_onnx_model/{model}.tsv"
+        layout.benchmark("optimize_onnx_model", "{model}")
     wildcard_constraints:
         model=plan.onnx_model_regex(config),
     conda:
@@ -57,17 +59,19 @@ rule optimize_onnx_model:
 
 rule quantize_onnx_model:
     input:
-        onnx="results/deploy/{model}/baseline/model.onnx",
-        calib=f"{DATA}/calib.npz",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        onnx=layout.fill(layout.ONNX_EXPORT, variant="baseline"),
+        calib=DATA["calib"],
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        onnx="results/deploy/{model}/baseline/ort-int8.onnx",
-        sidecar="results/deploy/{model}/baseline/ort-int8.onnx.json",
+        onnx=layout.fill(plan.deploy_pattern("ort-int8"), variant="baseline"),
+        sidecar=layout.fill(
+            plan.deploy_pattern("ort-int8", sidecar=True), variant="baseline"
+        ),
     log:
-        "results/logs/quantize_onnx_model/{model}.log",
+        layout.log("quantize_onnx_model", "{model}"),
     benchmark:
-        "results/benchmarks/quantize_onnx_model/{model}.tsv"
+        layout.benchmark("quantize_onnx_model", "{model}")
     wildcard_constraints:
         model=plan.onnx_model_regex(config),
     conda:

@@ -1,8 +1,8 @@
-# Rules of the prune stage (see README). Targets are planned in src/edgeopt/plan.py.
+# Rules of the prune stage (see README). Targets are planned in src/edgeopt/plan/prune.py.
 
 
 wildcard_constraints:
-    recipe_variant="pruned|zeropad|sparse",
+    recipe_variant="|".join(plan.RECIPE_VARIANTS),
     width_mult="[0-9]+(\.[0-9]+)?",
 
 
@@ -10,11 +10,11 @@ rule plan_pruning:
     input:
         unpack(lambda w: plan.plan_pruning_inputs(config, w.model, w.recipe_variant)),
     output:
-        "results/recipes/{model}/{recipe_variant}.yaml",
+        layout.fill(layout.RECIPE, variant="{recipe_variant}"),
     log:
-        "results/logs/plan_pruning/{model}-{recipe_variant}.log",
+        layout.log("plan_pruning", "{model}-{recipe_variant}"),
     benchmark:
-        "results/benchmarks/plan_pruning/{model}-{recipe_variant}.tsv"
+        layout.benchmark("plan_pruning", "{model}-{recipe_variant}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: lambda w: workflow.cores if plan.plan_times_latency(config, w.recipe_variant) else 1
@@ -38,14 +38,14 @@ localrules:
 
 rule build_latency_table:
     input:
-        model="results/models/{model}/baseline/model.pt",
+        model=layout.fill(layout.MODEL_FILE, variant="baseline"),
     output:
-        table="results/latency/{device}/{model}/{format}.csv",
-        info="results/latency/{device}/{model}/{format}.csv.json",
+        table=layout.LATENCY_TABLE,
+        info=layout.LATENCY_TABLE + ".json",
     log:
-        "results/logs/build_latency_table/{device}/{model}/{format}.log",
+        layout.log("build_latency_table", "{device}/{model}/{format}"),
     benchmark:
-        "results/benchmarks/build_latency_table/{device}/{model}/{format}.tsv"
+        layout.benchmark("build_latency_table", "{device}/{model}/{format}")
     wildcard_constraints:
         device="[A-Za-z0-9_.-]+",
         format="(ort|tflite)-[a-z0-9]+",
@@ -65,20 +65,20 @@ rule build_latency_table:
 
 rule prune_model:
     input:
-        recipe="results/recipes/{model}/{recipe_variant}.yaml",
-        model="results/models/{model}/baseline/model.pt",
-        baseline="results/models/{model}/baseline/metrics.json",
-        train=f"{DATA}/train.npz",
-        val=f"{DATA}/val.npz",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        recipe=layout.fill(layout.RECIPE, variant="{recipe_variant}"),
+        model=layout.fill(layout.MODEL_FILE, variant="baseline"),
+        baseline=layout.fill(layout.MODEL_METRICS, variant="baseline"),
+        train=DATA["train"],
+        val=DATA["val"],
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        model="results/models/{model}/{recipe_variant}/model.pt",
-        metrics="results/models/{model}/{recipe_variant}/metrics.json",
+        model=layout.fill(layout.MODEL_FILE, variant="{recipe_variant}"),
+        metrics=layout.fill(layout.MODEL_METRICS, variant="{recipe_variant}"),
     log:
-        "results/logs/prune_model/{model}-{recipe_variant}.log",
+        layout.log("prune_model", "{model}-{recipe_variant}"),
     benchmark:
-        "results/benchmarks/prune_model/{model}-{recipe_variant}.tsv"
+        layout.benchmark("prune_model", "{model}-{recipe_variant}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: workflow.cores
@@ -99,12 +99,12 @@ rule train_width:
     input:
         unpack(lambda w: plan.train_width_inputs(config, w.model)),
     output:
-        model="results/models/{model}/width{width_mult}/model.pt",
-        metrics="results/models/{model}/width{width_mult}/metrics.json",
+        model=layout.fill(layout.MODEL_FILE, variant="width{width_mult}"),
+        metrics=layout.fill(layout.MODEL_METRICS, variant="width{width_mult}"),
     log:
-        "results/logs/train_width/{model}-{width_mult}.log",
+        layout.log("train_width", "{model}-{width_mult}"),
     benchmark:
-        "results/benchmarks/train_width/{model}-{width_mult}.tsv"
+        layout.benchmark("train_width", "{model}-{width_mult}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: workflow.cores

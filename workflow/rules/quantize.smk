@@ -1,4 +1,4 @@
-# Rules of the quantize stage (see README). Targets are planned in src/edgeopt/plan.py.
+# Rules of the quantize stage (see README). Targets are planned in src/edgeopt/plan/quantize.py.
 
 
 wildcard_constraints:
@@ -8,17 +8,17 @@ wildcard_constraints:
 
 rule quantize_ort:
     input:
-        model="results/models/{model}/{variant}/model.pt",
-        calib=f"{DATA}/calib.npz",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        model=layout.MODEL_FILE,
+        calib=DATA["calib"],
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        onnx="results/deploy/{model}/{variant}/ort-int8.onnx",
-        sidecar="results/deploy/{model}/{variant}/ort-int8.onnx.json",
+        onnx=plan.deploy_pattern("ort-int8"),
+        sidecar=plan.deploy_pattern("ort-int8", sidecar=True),
     log:
-        "results/logs/quantize_ort/{model}/{variant}.log",
+        layout.log("quantize_ort", "{model}/{variant}"),
     benchmark:
-        "results/benchmarks/quantize_ort/{model}/{variant}.tsv"
+        layout.benchmark("quantize_ort", "{model}/{variant}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: 2
@@ -33,17 +33,17 @@ rule quantize_ort:
 
 rule quantize_tflite:
     input:
-        model="results/models/{model}/{variant}/model.pt",
-        calib=f"{DATA}/calib.npz",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        model=layout.MODEL_FILE,
+        calib=DATA["calib"],
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        tflite="results/deploy/{model}/{variant}/tflite-int8.tflite",
-        sidecar="results/deploy/{model}/{variant}/tflite-int8.tflite.json",
+        tflite=plan.deploy_pattern("tflite-int8"),
+        sidecar=plan.deploy_pattern("tflite-int8", sidecar=True),
     log:
-        "results/logs/quantize_tflite/{model}/{variant}.log",
+        layout.log("quantize_tflite", "{model}/{variant}"),
     benchmark:
-        "results/benchmarks/quantize_tflite/{model}/{variant}.tsv"
+        layout.benchmark("quantize_tflite", "{model}/{variant}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: 2
@@ -58,17 +58,17 @@ rule quantize_tflite:
 
 rule quantize_trt_qdq:
     input:
-        model="results/models/{model}/{variant}/model.pt",
-        calib=f"{DATA}/calib.npz",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        model=layout.MODEL_FILE,
+        calib=DATA["calib"],
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        onnx="results/deploy/{model}/{variant}/trt-qdq.onnx",
-        sidecar="results/deploy/{model}/{variant}/trt-qdq.onnx.json",
+        onnx=layout.TRT_QDQ,
+        sidecar=layout.TRT_QDQ_SIDECAR,
     log:
-        "results/logs/quantize_trt_qdq/{model}/{variant}.log",
+        layout.log("quantize_trt_qdq", "{model}/{variant}"),
     benchmark:
-        "results/benchmarks/quantize_trt_qdq/{model}/{variant}.tsv"
+        layout.benchmark("quantize_trt_qdq", "{model}/{variant}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: 2
@@ -83,17 +83,17 @@ rule quantize_trt_qdq:
 
 rule train_qat:
     input:
-        model="results/models/{model}/{variant}/model.pt",
-        train=f"{DATA}/train.npz",
-        calib=f"{DATA}/calib.npz",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        model=layout.MODEL_FILE,
+        train=DATA["train"],
+        calib=DATA["calib"],
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        "results/quantize/{model}/{variant}/qat-{pair}.json",
+        layout.QAT_RESULT,
     log:
-        "results/logs/train_qat/{model}/{variant}/{pair}.log",
+        layout.log("train_qat", "{model}/{variant}/{pair}"),
     benchmark:
-        "results/benchmarks/train_qat/{model}/{variant}/{pair}.tsv"
+        layout.benchmark("train_qat", "{model}/{variant}/{pair}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: workflow.cores
@@ -116,11 +116,11 @@ rule sweep_qat:
             plan.qat_result_path(w.model, w.variant, p) for p in plan.qat_pairs(config)
         ],
     output:
-        "results/quantize/{model}/{variant}/qat_sweep.csv",
+        layout.QAT_SWEEP,
     log:
-        "results/logs/sweep_qat/{model}/{variant}.log",
+        layout.log("sweep_qat", "{model}/{variant}"),
     benchmark:
-        "results/benchmarks/sweep_qat/{model}/{variant}.tsv"
+        layout.benchmark("sweep_qat", "{model}/{variant}")
     conda:
         "../../envs/edgeopt.yaml"
     shell:

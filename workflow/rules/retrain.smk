@@ -1,4 +1,4 @@
-# Rules of the retrain stage (see README). Targets are planned in src/edgeopt/plan.py.
+# Rules of the retrain stage (see README). Targets are planned in src/edgeopt/plan/retrain.py.
 # The retrain section is checked here so a bad framework (tensorrt) or device stops the run in one line.
 from edgeopt.errors import EdgeoptError as _RetrainError
 
@@ -15,15 +15,15 @@ localrules:
 rule retrain_model:
     input:
         model=lambda w: plan.retrain_model_path(config, w.model),
-        train=f"{DATA}/train.npz",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        train=DATA["train"],
+        test=DATA["test"],
+        meta=DATA["meta"],
     output:
-        metrics="results/retrain/{device}/{model}/{framework}-{setting}.json",
+        metrics=layout.RETRAIN_RESULT,
     log:
-        "results/logs/retrain_model/{device}/{model}/{framework}-{setting}.log",
+        layout.log("retrain_model", "{device}/{model}/{framework}-{setting}"),
     benchmark:
-        "results/benchmarks/retrain_model/{device}/{model}/{framework}-{setting}.tsv"
+        layout.benchmark("retrain_model", "{device}/{model}/{framework}-{setting}")
     wildcard_constraints:
         framework="pytorch|onnxruntime",
     conda:

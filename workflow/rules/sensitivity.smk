@@ -1,19 +1,19 @@
-# Rules of the sensitivity stage (see README). Targets are planned in src/edgeopt/plan.py.
+# Rules of the sensitivity stage (see README). Targets are planned in src/edgeopt/plan/prune.py.
 
 
 rule analyze_sensitivity:
     input:
-        model="results/models/{model}/baseline/model.pt",
-        val=f"{DATA}/val.npz",
-        train=f"{DATA}/train.npz",  # sensitivity.bn_recalib re-estimates BatchNorm statistics on it
-        meta=f"{DATA}/meta.json",
+        model=layout.fill(layout.MODEL_FILE, variant="baseline"),
+        val=DATA["val"],
+        train=DATA["train"],  # sensitivity.bn_recalib re-estimates BatchNorm statistics on it
+        meta=DATA["meta"],
     output:
-        csv="results/sensitivity/{model}/sensitivity.csv",
-        png="results/sensitivity/{model}/sensitivity.png",
+        csv=layout.SENSITIVITY_TABLE,
+        png=layout.SENSITIVITY_PLOT,
     log:
-        "results/logs/analyze_sensitivity/{model}.log",
+        layout.log("analyze_sensitivity", "{model}"),
     benchmark:
-        "results/benchmarks/analyze_sensitivity/{model}.tsv"
+        layout.benchmark("analyze_sensitivity", "{model}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: workflow.cores

@@ -1,17 +1,17 @@
 rule train_baseline:
     input:
-        train=f"{DATA}/train.npz",
-        val=f"{DATA}/val.npz",
-        test=f"{DATA}/test.npz",
-        meta=f"{DATA}/meta.json",
+        train=DATA["train"],
+        val=DATA["val"],
+        test=DATA["test"],
+        meta=DATA["meta"],
         weights=lambda w: plan.weights_input(config, w.model),
     output:
-        model="results/models/{model}/baseline/model.pt",
-        metrics="results/models/{model}/baseline/metrics.json",
+        model=layout.fill(layout.MODEL_FILE, variant="baseline"),
+        metrics=layout.fill(layout.MODEL_METRICS, variant="baseline"),
     log:
-        "results/logs/train_baseline/{model}.log",
+        layout.log("train_baseline", "{model}"),
     benchmark:
-        "results/benchmarks/train_baseline/{model}.tsv"
+        layout.benchmark("train_baseline", "{model}")
     conda:
         "../../envs/edgeopt.yaml"
     threads: workflow.cores

@@ -15,18 +15,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeopt import plan
-from edgeopt.atomic import write_json
+from edgeopt import formats
 from edgeopt.bench.run import check_runtime, harness_args, measure
 from edgeopt.config import CHECKOUT, load_config
 from edgeopt.devices import get_device
 from edgeopt.errors import EdgeoptError
 from edgeopt.harness.bench import parse_shape
+from edgeopt.plan.bench import MEASURE_KEYS
+from edgeopt.records import FileBenchResult, write_record
 
 #: file suffix -> runtime that runs it as it is
 SUFFIX_RUNTIMES = {".onnx": "onnxruntime", ".tflite": "tflite"}
 #: `--format` values: the runtime as is, or a TensorRT engine built on the device from an ONNX file
-FILE_FORMATS = {"onnxruntime": (".onnx",), "tflite": (".tflite",), **{f: (".onnx",) for f in plan.TRT_FORMATS}}
+FILE_FORMATS = {
+    "onnxruntime": (".onnx",), "tflite": (".tflite",), **{f: (".onnx",) for f in formats.names(built_on="device")},
+}  # fmt: skip
 #: ONNX TensorProto element type of float32
 ONNX_FLOAT = 1
 
@@ -127,7 +130,8 @@ def bench_file(
         raise EdgeoptError(f"--format: {fmt!r} is not known (known: {', '.join(FILE_FORMATS)})")
     if path.suffix.lower() not in FILE_FORMATS[fmt]:
         raise EdgeoptError(f"--format: {fmt} runs {'/'.join(FILE_FORMATS[fmt])} files, not {path.name}")
-    runtime = plan.format_runtime(fmt) if fmt in plan.TRT_FORMATS else fmt
+    engine = formats.FORMATS[fmt] if fmt in formats.FORMATS else None  # built on the device from the file
+    runtime = engine.runtime if engine else fmt
     config = load_config(config_path or default_config())
     device = get_device(config, device_name)
     check_runtime(device, runtime, f"{path.name}")
@@ -144,7 +148,7 @@ def bench_file(
     elif shape is not None and None in shape[1:]:
         raise EdgeoptError(f"{path}: input shape {shape} has dynamic dimensions; pass --input-shape or --data")
     overrides = dict(overrides or {})
-    params = {k: config["bench"][k] for k in plan.BENCH_MEASURE_KEYS if k in config["bench"]}
+    params = {k: config["bench"][k] for k in MEASURE_KEYS if k in config["bench"]}
     params.update({k: v for k, v in overrides.items() if v is not None and k != "batch_sizes"})
     params["batch_sizes"] = batch_sizes(shape, overrides.get("batch_sizes"), path)
     if shape and shape[0] is not None:
@@ -152,16 +156,17 @@ def bench_file(
     if runtime == "tensorrt":
         params["tensorrt"] = (config.get("convert") or {}).get("tensorrt") or {}
     sent_shape = [params["batch_sizes"][0], *shape[1:]] if shape and None not in shape[1:] else input_shape
-    harness = harness_args(params, device, runtime, path, data, plan.TRT_FORMATS.get(fmt), sent_shape)
+    harness = harness_args(params, device, runtime, path, data, engine.precision if engine else None, sent_shape)
     measured = measure(device, params, harness, path)
-    return {
+    record = {
         "file": str(path),
         "format": fmt,
         "runtime": runtime,
-        "precision": plan.TRT_FORMATS.get(fmt),
+        "precision": engine.precision if engine else None,
         "data": str(data) if data is not None else None,
         **{k: v for k, v in measured.items() if k != "runtime"},
     }
+    return FileBenchResult.from_json(record, f"device {device.name}: harness result").to_json()
 
 
 def summary(rec: dict[str, Any]) -> str:
@@ -202,6 +207,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"batch_sizes": args.batch_sizes, "warmup": args.warmup, "runs": args.runs, "threads": args.threads}
     rec = bench_file(args.file, args.device, args.config, args.format, args.input_shape, args.data, overrides)
     if args.out:
-        write_json(args.out, rec)
+        write_record(args.out, FileBenchResult.from_json(rec, args.out))
     print(json.dumps(rec, indent=2) if args.json else summary(rec))
     return 0

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgeopt import plan
-from edgeopt.atomic import write_json
+from edgeopt import formats, plan
 from edgeopt.cli import json_arg
 from edgeopt.devices import Device, File, Output, device_from_json
 from edgeopt.errors import EdgeoptError
+from edgeopt.plan.bench import MEASURE_KEYS  # noqa: F401  (the `bench` keys this command reads)
 from edgeopt.private import open_lock_file, private_dir
 from edgeopt.provenance import device_side, provenance
+from edgeopt.records import BenchResult, EngineInfo, write_record
 
 
 @contextlib.contextmanager
@@ -92,7 +93,7 @@ def harness_args(
             )
         args += ["--precision", trt_precision or "fp32", "--cache-dir", engines]
         args += ["--trt-options", json.dumps(params.get("tensorrt") or {})]
-        calibrate = plan.trt_int8_source({"convert": {"tensorrt": params.get("tensorrt")}}) == "calibrate"
+        calibrate = not plan.trt_int8_from_qdq(params.get("tensorrt"))
         if trt_precision == "int8" and data is not None and calibrate:  # a QDQ model carries its scales
             args += ["--calib", File(data / "calib.npz")]
     return args
@@ -107,21 +108,20 @@ def fetch_engine(device: Device, result: dict[str, Any], local: str | Path) -> d
     local = Path(local)
     device.fetch(build["engine"], local)
     board = result.get("jetson") or {}
-    info = {
-        "device": device.name,
-        "engine": str(local),
-        "engine_bytes": local.stat().st_size,
-        "tensorrt_version": (result.get("runtime_info") or {}).get("version") or build.get("tensorrt_version"),
-        "l4t": board.get("l4t"),
-        "jetpack": board.get("jetpack"),
-        "gpu": (result.get("system") or {}).get("gpu"),
-        "board": (result.get("system") or {}).get("board"),
-        "build": {k: v for k, v in build.items() if k in ("builder", "precision", "options", "build_seconds", "command")},
-        "note": "a TensorRT engine runs only with the TensorRT version and GPU it was built with",
-        "provenance": provenance({"device": device.config.to_dict()}),
-    }
-    write_json(f"{local}.json", info)
-    return info
+    info = EngineInfo(
+        device=device.name,
+        engine=str(local),
+        engine_bytes=local.stat().st_size,
+        tensorrt_version=(result.get("runtime_info") or {}).get("version") or build.get("tensorrt_version"),
+        l4t=board.get("l4t"),
+        jetpack=board.get("jetpack"),
+        gpu=(result.get("system") or {}).get("gpu"),
+        board=(result.get("system") or {}).get("board"),
+        build={k: v for k, v in build.items() if k in ("builder", "precision", "options", "build_seconds", "command")},
+        extra={"note": "a TensorRT engine runs only with the TensorRT version and GPU it was built with"},
+        provenance=provenance({"device": device.config.to_dict()}),
+    )
+    return write_record(f"{local}.json", info)
 
 
 def check_runtime(device: Device, runtime: str, what: str) -> None:
@@ -172,12 +172,13 @@ def bench_model(
 ) -> dict[str, Any]:
     """Measure one artifact on one device and write `out` (results/bench/<device>/<model>/<variant>/<fmt>.json)."""
     model_file, data = Path(model_file), Path(data)
-    runtime = plan.format_runtime(fmt)
+    spec = formats.get(fmt, "bench.formats")
+    runtime = spec.runtime
     check_runtime(device, runtime, f"format {fmt}")
     for f in (model_file, data / "test.npz", data / "meta.json"):
         if not f.exists():
             raise EdgeoptError(f"{f}: missing")
-    harness = harness_args(params, device, runtime, model_file, data, plan.TRT_FORMATS.get(fmt))
+    harness = harness_args(params, device, runtime, model_file, data, spec.precision if spec.on_device else None)
     measured = measure(device, params, harness, model_file)
     host_acc = read_sidecar(model_file).get("accuracy")
     accuracy = measured["accuracy"]
@@ -188,7 +189,7 @@ def bench_model(
         "variant": variant,
         "format": fmt,
         "runtime": runtime,
-        "precision": plan.TRT_FORMATS.get(fmt) or fmt.split("-", 1)[1],
+        "precision": spec.precision,
         "artifact": str(model_file),
         "size_bytes": model_file.stat().st_size,
         "accuracy": accuracy,
@@ -197,8 +198,8 @@ def bench_model(
         **{k: v for k, v in measured.items() if k not in ("accuracy", "runtime")},
         "engine": engine,
     }
-    write_json(out, record)
-    return record
+    # the harness runs on the device without edgeopt.records: its reply is checked here, as a record
+    return write_record(out, BenchResult.from_json(record, f"device {device.name}: harness result"))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

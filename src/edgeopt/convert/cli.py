@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeopt import layout
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 
@@ -32,9 +33,10 @@ def convert_artifact(
     converter = get_converter(fmt)
     model_file, out = Path(model_file), Path(out)
     torch_model, meta = load_model(model_file)
-    in_layout = model_file.parent.parent.parent.name == "models"  # results/models/<model>/<variant>/model.pt
-    model = model or (model_file.parent.parent.name if in_layout else meta.get("arch", "model"))
-    variant = variant or (model_file.parent.name if in_layout else meta.get("variant", "baseline"))
+    parsed = layout.parse(model_file, model_file.parents[3]) if len(model_file.parents) > 3 else None
+    named = parsed[1] if parsed and parsed[0] == "model_file" else {}  # a model.pt in the results layout
+    model = model or named.get("model") or meta.get("arch", "model")
+    variant = variant or named.get("variant") or meta.get("variant", "baseline")
     t0 = time.perf_counter()
     try:
         built = converter(torch_model, meta, settings, out, Path(onnx) if onnx else None)

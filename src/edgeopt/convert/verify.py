@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeopt.atomic import write_json
 from edgeopt.convert.parity import check_parity, compare_logits
 from edgeopt.data import load_meta, load_split
 from edgeopt.errors import EdgeoptError
 from edgeopt.harness.op_errors import unsupported_op_message
 from edgeopt.harness.runtimes import RuntimeUnavailable, evaluate, load_runner, preprocess
 from edgeopt.provenance import provenance
+from edgeopt.records import DeployMetrics, write_record
 
 #: precisions with parity thresholds in `convert.parity`
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -127,28 +127,33 @@ def verify_artifact(
         thresholds.get("min_top1_agreement"),
     )
     path = Path(artifact)
-    record: dict[str, Any] = {
-        "model": model,
-        "variant": variant,
-        "format": fmt,
-        "runtime": runtime,
-        "runtime_package": getattr(runner, "package", runtime),
-        "runtime_version": getattr(runner, "version", None)
-        or _package_version(getattr(runner, "package", runtime)),
-        "precision": precision,
-        "path": str(path),
-        "size_bytes": path.stat().st_size,
-        "accuracy": result["accuracy"],
-        "images": result["images"],
-        "parity": parity,
-        "deployable": deployable,
-        "simulated": simulated,
-        **(extra or {}),
-        "provenance": provenance(settings),
-    }
+    extra = dict(extra or {})
+    bits = {k: extra.pop(k) for k in ("bits_w", "bits_a") if k in extra}  # declared fields, not details
+    record = DeployMetrics(
+        model=model,
+        variant=variant,
+        format=fmt,
+        runtime=runtime,
+        precision=precision,
+        path=str(path),
+        size_bytes=path.stat().st_size,
+        accuracy=result["accuracy"],
+        images=result["images"],
+        parity=parity,
+        deployable=deployable,
+        simulated=simulated,
+        **bits,
+        extra={
+            "runtime_package": getattr(runner, "package", runtime),
+            "runtime_version": getattr(runner, "version", None)
+            or _package_version(getattr(runner, "package", runtime)),
+            **extra,
+        },
+        provenance=provenance(settings),
+    )
     if write:
-        write_json(sidecar_path(path), record)
-    return record
+        return write_record(sidecar_path(path), record)
+    return record.to_json()
 
 
 def _package_version(package: str) -> str | None:

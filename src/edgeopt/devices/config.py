@@ -150,3 +150,15 @@ def device_configs(config: dict[str, Any]) -> dict[str, DeviceConfig]:
     section.setdefault("local", {})
     out = {name: device_from_settings(name, settings) for name, settings in section.items()}
     return {name: d for name, d in out.items() if d.enabled}
+
+
+# ---------------------------------------------------------------- the `devices:` section of a config
+def device_settings(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Enabled devices -> their settings (`local` always present)."""
+    devices = {k: dict(v or {}) for k, v in (config.get("devices") or {}).items()}
+    devices.setdefault("local", {})
+    return {k: v for k, v in devices.items() if v.get("enabled", True)}
+
+
+def device_runtimes(config: dict[str, Any], device: str) -> list[str]:
+    return list(device_settings(config)[device].get("runtimes") or ["onnxruntime", "tflite"])

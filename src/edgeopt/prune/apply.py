@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from edgeopt.atomic import read_json, write_json
+from edgeopt.atomic import read_json
 from edgeopt.cli import json_arg
 from edgeopt.data.sources import file_digest
 from edgeopt.jobguard import output_lock
@@ -21,6 +21,7 @@ from edgeopt.provenance import provenance
 from edgeopt.prune.common import load_for_pruning
 from edgeopt.prune.pruners import PRUNERS, Applied
 from edgeopt.prune.recipe import load_recipe
+from edgeopt.records import ModelMetrics, write_record
 from edgeopt.train.baseline import load_device_splits
 from edgeopt.train.distill import Distill
 from edgeopt.train.loop import (
@@ -113,14 +114,8 @@ def prune_model(
     save_model(out_model, model, new_meta)
     stats["size_bytes"] = Path(out_model).stat().st_size
     base_acc = (baseline_metrics or {}).get("accuracy")
-    metrics = {
-        "model": recipe.get("model", meta.get("arch")),
-        "variant": variant,
-        "stage": "prune",
+    details = {
         "pruner": recipe["pruner"],
-        "accuracy": test["accuracy"],
-        "loss": test["loss"],
-        **stats,
         "baseline_accuracy": base_acc,
         "accuracy_change": None if base_acc is None else test["accuracy"] - base_acc,
         "baseline_macs": base_stats["macs"],
@@ -139,11 +134,20 @@ def prune_model(
         "pruning": applied.report,
         "recipe": str(recipe_path),
         "history": history,
-        "provenance": provenance({"recipe": recipe, "train": train_cfg}, str(device)),
     }
-    write_json(out_metrics, metrics)
+    record = ModelMetrics(
+        model=recipe.get("model", meta.get("arch")),
+        variant=variant,
+        stage="prune",
+        accuracy=test["accuracy"],
+        loss=test["loss"],
+        **stats,
+        extra=details,
+        provenance=provenance({"recipe": recipe, "train": train_cfg}, str(device)),
+    )
+    written = write_record(out_metrics, record)
     remove_checkpoints(checkpoint)
-    return metrics
+    return written
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeopt import plan
 from edgeopt.atomic import write_json, write_text
 from edgeopt.cli import json_arg
 from edgeopt.devices import Device, File, Output, device_from_json
 from edgeopt.errors import EdgeoptError
+from edgeopt.formats import FORMATS, runtime
 from edgeopt.provenance import device_side, provenance
 from edgeopt.prune.common import load_for_pruning
 from edgeopt.prune.groups import kept_channels, list_groups, prune_structured
@@ -64,10 +64,10 @@ def time_files(device: Device, fmt: str, files: list[Path], settings: dict[str, 
     """Time `files` side by side on `device` (holding its benchmark lock): the harness's JSON."""
     from edgeopt.bench.run import check_runtime, device_lock
 
-    check_runtime(device, plan.format_runtime(fmt), f"format {fmt}")
+    check_runtime(device, runtime(fmt), f"format {fmt}")
     threads = device.config.threads if device.config.threads is not None else int(settings.get("threads") or 0)
     args: list[Any] = [
-        "--runtime", plan.format_runtime(fmt), "--threads", str(threads),
+        "--runtime", runtime(fmt), "--threads", str(threads),
         "--warmup", str(settings.get("warmup", 3)), "--rounds", str(settings.get("rounds", 10)),
         "--runs", str(settings.get("runs", 3)), "--out", Output("times.json"), *[File(f) for f in files],
     ]  # fmt: skip
@@ -143,7 +143,7 @@ def build_table(
     method = settings.get("method", "layers")
     if method not in TABLE_METHODS:
         raise EdgeoptError(f"prune.latency_table.method: must be one of {TABLE_METHODS}, got {method!r}")
-    ext = plan.FORMATS[fmt][0]
+    ext = FORMATS[fmt].ext
     quantize = dict(settings.get("quantize") or {})
     groups = list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), ignore)
     channels = {g.name: g.channels for g in groups}
@@ -220,7 +220,7 @@ class DeviceTimer:
                  settings: dict[str, Any]) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="edgeopt-latency-check-")
         self.meta, self.device, self.fmt, self.settings = meta, device, fmt, settings
-        self.ext = plan.FORMATS[fmt][0]
+        self.ext = FORMATS[fmt].ext
         self.base = build_artifact(baseline, meta, fmt, Path(self._dir.name) / f"baseline.{self.ext}",
                                    dict(settings.get("quantize") or {}))
         self.timed = 0

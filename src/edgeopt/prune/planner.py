@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,9 @@ from typing import Any
 import torch
 
 from edgeopt.cli import json_arg
+from edgeopt.config import fill_section
 from edgeopt.errors import EdgeoptError
+from edgeopt.prune import RECIPE_VARIANTS
 from edgeopt.prune.common import count, load_for_pruning
 from edgeopt.prune.groups import channel_importance, list_groups, prune_structured, unprunable_groups
 from edgeopt.prune.latency_probe import SpeedupProbe
@@ -34,53 +35,36 @@ from edgeopt.prune.recipe import RECIPE_VERSION, save_recipe
 from edgeopt.prune.regularize import read_regularize
 from edgeopt.prune.sensitivity import read_csv
 from edgeopt.prune.zeropad import residual_blocks
+from edgeopt.records import BenchResult, read_record
 
 TARGET_KINDS = ("macs", "params", "latency", "speedup")
 MOVE_ORDERS = ("loss", "loss_per_saving", "global")
 TABLE_ORDERS = ("loss", "loss_per_saving")
-PLANNED_VARIANTS = ("pruned", "zeropad", "sparse")
+PLANNED_VARIANTS = RECIPE_VARIANTS
 
 
 def bench_latency_ms(path: str | Path) -> float:
-    """Batch-1 latency (ms) from a benchmark JSON (`latency_ms` as a number or {p50|median|mean})."""
+    """Batch-1 median latency (ms) of a benchmark result (`records.BenchResult`)."""
     path = Path(path)
     if not path.exists():
         raise EdgeoptError(
             f"prune.target: kind latency needs a measured baseline latency, but {path} does not exist "
             "(run the benchmark rule for the baseline on that device first, or use kind macs/params)"
         )
-    data = json.loads(path.read_text())
-
-    def pick(node: Any) -> float | None:
-        if isinstance(node, (int, float)):
-            return float(node)
-        if isinstance(node, dict):
-            for k in ("p50", "median", "mean"):
-                if isinstance(node.get(k), (int, float)):
-                    return float(node[k])
-        return None
-
-    candidates = [data]
-    for key in ("results", "batches", "runs"):
-        seq = data.get(key)
-        if isinstance(seq, list):
-            candidates += sorted((x for x in seq if isinstance(x, dict)), key=lambda x: x.get("batch_size", 1))
-        elif isinstance(seq, dict):
-            candidates += [v for _, v in sorted(seq.items()) if isinstance(v, dict)]
-    for node in candidates:
-        for key in ("latency_ms", "latency_p50_ms", "latency_median_ms", "latency_mean_ms"):
-            value = pick(node.get(key))
-            if value is not None and value > 0:
-                return value
-    raise EdgeoptError(f"{path}: no batch-1 latency found (expected a `latency_ms` entry)")
+    result = read_record(path, BenchResult)
+    for batch in result.batches:
+        if batch.batch_size == 1 and batch.latency_ms.get("p50", 0) > 0:
+            return float(batch.latency_ms["p50"])
+    raise EdgeoptError(f"{path}: no batch-1 latency found (bench.batch_sizes must include 1)")
 
 
 def required_reduction(target: dict[str, Any], base_latency_ms: float | None = None) -> tuple[str, float]:
     """(metric, reduction factor) a target asks for; a latency budget becomes a MACs reduction."""
-    kind = target.get("kind", "macs")
+    target = fill_section("prune", {"target": target})["target"]
+    kind = target["kind"]
     if kind not in TARGET_KINDS:
         raise EdgeoptError(f"prune.target.kind: must be one of {TARGET_KINDS}, got {kind!r}")
-    value = float(target.get("value", 2.0))
+    value = float(target["value"])
     if kind == "latency":
         if base_latency_ms is None:
             raise EdgeoptError("prune.target: kind latency needs the baseline benchmark JSON")
@@ -167,10 +151,11 @@ def plan_structured(
     A latency target first asks for the MACs reduction baseline/budget; with a `probe`, moves are then added
     until the *measured* speed-up brings the baseline latency within the budget.
     """
-    target = cfg.get("target", {})
+    cfg = fill_section("prune", cfg)
+    target = cfg["target"]
     metric, factor = required_reduction(target, base_latency_ms)
-    round_to, crit, ignore = cfg.get("round_to", 8), cfg.get("importance", "l2"), cfg.get("ignore") or []
-    order, max_ratio = cfg.get("order", "loss"), float(cfg.get("max_ratio", 0.9))
+    round_to, crit, ignore = cfg["round_to"], cfg["importance"], cfg["ignore"]
+    order, max_ratio = cfg["order"], float(cfg["max_ratio"])
     if rows is None and order != "global":
         raise EdgeoptError(f"prune.order: {order} plans from a sensitivity table; none was given")
     known = {g.name for g in list_groups(model, meta["image_size"], meta["in_channels"], meta.get("num_classes"), ignore)}
@@ -210,7 +195,7 @@ def plan_structured(
     if reached(full) < factor - 1e-9:
         raise EdgeoptError(
             f"prune.target: a {factor:.3g}x {metric} reduction is impossible: pruning every group up to "
-            f"max_ratio {cfg.get('max_ratio', 0.9)} reaches only {reached(full):.3g}x"
+            f"max_ratio {cfg['max_ratio']} reaches only {reached(full):.3g}x"
         )
     n = _first_ok(lambda k: reached(measure(k)) >= factor, 0, len(moves))
     latency: dict[str, Any] = {}
@@ -295,7 +280,7 @@ def _plan_from_table(
 
 def plan_zeropad(model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict, dict]:
     """Every residual block: its inner groups and its output channels (zero-padded) at `zeropad.ratio`."""
-    ratio = float((cfg.get("zeropad") or {}).get("ratio", 0.5))
+    ratio = float(cfg["zeropad"]["ratio"])
     blocks = residual_blocks(model)
     if not blocks:
         raise EdgeoptError(f"prune: zeropad needs residual blocks; model {meta.get('arch')!r} has none")
@@ -337,22 +322,26 @@ def plan_pruning(
         "variant": variant,
         "source": str(model_path),
     }
-    finetune = dict(cfg.get("finetune") or {})
-    round_to = cfg.get("round_to", 8)
+    cfg = dict(cfg)
+    # how a table-planned target's candidates are timed, and where: the rule's additions to the `prune` keys
+    timing = {"device_settings": cfg.pop("device_settings", None) or {}, "latency_table": cfg.pop("latency_table", None) or {}}
+    cfg = fill_section("prune", cfg)
+    finetune = dict(cfg["finetune"])
+    round_to = cfg["round_to"]
     if variant == "pruned":
-        if sensitivity_csv is None and cfg.get("order", "loss") != "global":
+        if sensitivity_csv is None and cfg["order"] != "global":
             raise EdgeoptError("prune-plan: variant pruned needs --sensitivity (all orders but global plan from it)")
         latency, probe = None, None
-        target = cfg.get("target") or {}
+        target = cfg["target"]
         if plans_from_latency_table(target):
-            ratios, summary = _plan_from_table(model, meta, cfg, sensitivity_csv, latency_table)
+            ratios, summary = _plan_from_table(model, meta, {**cfg, **timing}, sensitivity_csv, latency_table)
             round_to = 1  # the table's widths, exactly
         elif target.get("kind") == "latency":
             if bench_json is None:
                 raise EdgeoptError("prune.target: kind latency needs --bench (the baseline benchmark JSON)")
             latency = bench_latency_ms(bench_json)
-            if target.get("latency_model", "measured") == "measured":
-                probe = SpeedupProbe(model, meta, int(target.get("probe_runs", 50)), int(target.get("probe_threads", 0)))
+            if target["latency_model"] == "measured":
+                probe = SpeedupProbe(model, meta, int(target["probe_runs"]), int(target["probe_threads"]))
         if not plans_from_latency_table(target):
             try:
                 rows = read_csv(sensitivity_csv) if sensitivity_csv is not None else None
@@ -365,10 +354,10 @@ def plan_pruning(
         recipe = {
             **common,
             "pruner": "structured",
-            "importance": cfg.get("importance", "l2"),
+            "importance": cfg["importance"],
             "round_to": round_to,
-            "ignore": list(cfg.get("ignore") or []),
-            "target": dict(cfg.get("target") or {}),
+            "ignore": list(cfg["ignore"]),
+            "target": dict(cfg["target"]),
             "planned": {"sensitivity": str(sensitivity_csv) if sensitivity_csv is not None else None, **summary},
             "ratios": dict(sorted(ratios.items())),
             "unpruned": _unpruned(model, meta, cfg),
@@ -378,20 +367,20 @@ def plan_pruning(
         }
     elif variant == "zeropad":
         inner, blocks = plan_zeropad(model, meta, cfg)
-        recipe = {**common, "pruner": "zeropad", "importance": cfg.get("importance", "l2"), "round_to": round_to,
-                  "ignore": list(cfg.get("ignore") or []), "ratios": inner, "blocks": blocks, "unpruned": _unpruned(model, meta, cfg),
+        recipe = {**common, "pruner": "zeropad", "importance": cfg["importance"], "round_to": round_to,
+                  "ignore": list(cfg["ignore"]), "ratios": inner, "blocks": blocks, "unpruned": _unpruned(model, meta, cfg),
                   "finetune": finetune}
     else:
-        sp = dict(cfg.get("sparse") or {})
+        sp = cfg["sparse"]
         recipe = {
             **common,
             "pruner": "unstructured",
-            "sparsity": float(sp.get("sparsity", 0.7)),
-            "scope": sp.get("scope", "global"),
+            "sparsity": float(sp["sparsity"]),
+            "scope": sp["scope"],
             "schedule": {
-                "start_fraction": float(sp.get("start_fraction", 0.0)),
-                "end_fraction": float(sp.get("end_fraction", 0.75)),
-                "frequency": int(sp.get("frequency", 1)),
+                "start_fraction": float(sp["start_fraction"]),
+                "end_fraction": float(sp["end_fraction"]),
+                "frequency": int(sp["frequency"]),
             },
             "finetune": finetune,
         }

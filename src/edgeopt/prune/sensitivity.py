@@ -25,10 +25,11 @@ from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.prune.common import count, load_for_pruning
 from edgeopt.prune.groups import kept_channels, list_groups, prune_structured
+from edgeopt.records import SENSITIVITY_COLUMNS
 from edgeopt.train.baseline import load_device_splits
 from edgeopt.train.loop import TrainSettings, evaluate, recalibrate_bn, resolve_device
 
-COLUMNS = ["layer", "ratio", "channels", "kept", "accuracy", "loss", "macs", "params", "members"]
+COLUMNS = list(SENSITIVITY_COLUMNS)  # defined with the other metrics files in edgeopt.records
 
 
 def analyze_sensitivity(

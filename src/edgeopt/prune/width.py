@@ -14,14 +14,12 @@ from typing import Any
 
 import torch
 
-from edgeopt.atomic import read_json, write_json
 from edgeopt.cli import json_arg
 from edgeopt.errors import EdgeoptError
 from edgeopt.jobguard import output_lock
+from edgeopt.models.registry import declared_capabilities
 from edgeopt.prune.width_cache import GRID, cached_match_width, variant_name  # noqa: F401 (re-exported)
-
-#: models whose constructor honours `width_mult`
-WIDTH_MODELS = ("resnet20", "resnet56", "vgg16", "mobilenetv2")
+from edgeopt.records import ModelMetrics, read_record, write_record
 
 
 @functools.lru_cache(maxsize=256)
@@ -41,8 +39,8 @@ def match_width(
     num_classes: int = 10,
 ) -> float:
     """The grid multiplier whose `metric` is closest to the full-width model's divided by `reduction`."""
-    if model not in WIDTH_MODELS:
-        raise EdgeoptError(f"prune.width: model {model!r} has no width multiplier (only {', '.join(WIDTH_MODELS)})")
+    if not declared_capabilities(model).width:
+        raise EdgeoptError(f"prune.width: model {model!r} has no width multiplier")
     if reduction < 1:
         raise EdgeoptError(f"prune.width: reduction must be >= 1, got {reduction}")
     cost = functools.partial(_cost, model, metric=metric, image_size=image_size, in_channels=in_channels,
@@ -67,19 +65,18 @@ def train_width(
     from edgeopt.train.baseline import train_baseline
 
     variant = variant_name(mult)
-    m = train_baseline(model_name, data_dir, out_model, out_metrics, train_cfg, {"width_mult": mult},
-                       checkpoint, variant=variant)
-    m["stage"] = "train_width"
-    m["width_mult"] = mult
+    trained = train_baseline(model_name, data_dir, out_model, out_metrics, train_cfg, {"width_mult": mult},
+                             checkpoint, variant=variant)  # fmt: skip
+    m = ModelMetrics.from_json(trained, out_metrics)
+    m.stage = "train_width"
+    m.extra["width_mult"] = mult
     if pruned_metrics and Path(pruned_metrics).exists():
-        p = read_json(pruned_metrics)
-        m["matched_variant"] = p.get("variant", "pruned")
-        m["matched_macs"] = p.get("macs")
-        m["macs_vs_matched"] = m["macs"] / max(p.get("macs") or 1, 1)
-        m["matched_accuracy"] = p.get("accuracy")
-        m["matched_finetune_seconds"] = p.get("finetune_seconds")
-    write_json(out_metrics, m)
-    return m
+        p = read_record(pruned_metrics, ModelMetrics)
+        m.extra.update(
+            matched_variant=p.variant, matched_macs=p.macs, macs_vs_matched=m.macs / max(p.macs or 1, 1),
+            matched_accuracy=p.accuracy, matched_finetune_seconds=p.extra.get("finetune_seconds"),
+        )  # fmt: skip
+    return write_record(out_metrics, m)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,3 +4,7 @@
 post-training rule (quantize, measure in the real runtime, write the sidecar JSON); `qat` fine-tunes
 with fake quantization and writes the bit-width sweep.
 """
+
+#: `quantize.qat` keys that only choose jobs (which bit pairs, from which variants, at all): the QAT
+#: trainer (`quantize.qat`) never reads them, so editing them reruns no existing QAT job
+QAT_JOB_KEYS = ("bits", "variants", "enabled")

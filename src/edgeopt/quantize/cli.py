@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from edgeopt.cli import json_arg
+from edgeopt.formats import TRT_QDQ_SOURCE
 from edgeopt.jobguard import output_lock
 
-PTQ_MODES = {"ptq-ort": "ort-int8", "ptq-tflite": "tflite-int8", "ptq-trt": "trt-qdq"}
+PTQ_MODES = {"ptq-ort": "ort-int8", "ptq-tflite": "tflite-int8", "ptq-trt": TRT_QDQ_SOURCE}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

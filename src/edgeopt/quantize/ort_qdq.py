@@ -21,6 +21,7 @@ from torch import nn
 from edgeopt.atomic import atomic_path
 from edgeopt.convert.onnx_export import export_onnx
 from edgeopt.errors import EdgeoptError
+from edgeopt.formats import TRT_QDQ_SOURCE
 from edgeopt.harness.sysinfo import cpu_flags as read_cpu_flags
 from edgeopt.quantize.registry import register_quantizer
 
@@ -149,7 +150,7 @@ class OrtQdqQuantizer:
 TENSORRT_QDQ = {"activation_type": "int8", "weight_type": "int8", "symmetric": True, "reduce_range": False}
 
 
-@register_quantizer("trt-qdq")
+@register_quantizer(TRT_QDQ_SOURCE)
 class TrtQdqQuantizer(OrtQdqQuantizer):
     """fp32 module -> symmetric int8 QDQ ONNX for TensorRT (trt-int8 with `convert.tensorrt.int8_source: qdq`).
 
@@ -157,8 +158,8 @@ class TrtQdqQuantizer(OrtQdqQuantizer):
     to what TensorRT reads, whatever `quantize.activation_type` says (that one is for ort-int8).
     """
 
-    name = "trt-qdq"
-    fmt = "trt-qdq"
+    name = TRT_QDQ_SOURCE
+    fmt = TRT_QDQ_SOURCE
 
     def quantize(
         self, model: nn.Module, meta: dict[str, Any], calib: np.ndarray, out: Path, cfg: dict[str, Any]

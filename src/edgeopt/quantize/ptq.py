@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgeopt.atomic import write_json
 from edgeopt.convert.parity import compare_logits
 from edgeopt.data import load_meta
 from edgeopt.harness.runtimes import evaluate, load_runner, preprocess
 from edgeopt.provenance import provenance
 from edgeopt.quantize.data import load_calibration, load_for_export, load_test, torch_logits
 from edgeopt.quantize.registry import quantizer_for_format
+from edgeopt.records import DeployMetrics, write_record
 
 
 def calib_limit(cfg: dict[str, Any]) -> int | None:
@@ -52,30 +52,31 @@ def quantize_ptq(
     ev = evaluate(
         runner, x, y, meta["mean"], meta["std"], batch_size=1 if quantizer.runtime == "tflite" else 256
     )
-    sidecar = {
-        "model": model_name or meta.get("arch"),
-        "variant": variant or meta.get("variant", "baseline"),
-        "format": fmt,
-        "runtime": quantizer.runtime,
-        "precision": "int8",
-        "path": str(out),
-        "size_bytes": out.stat().st_size,
-        "accuracy": ev["accuracy"],
-        "images": ev["images"],
-        "fp32_accuracy": fp32_acc,
-        "fp32_runtime": "pytorch",
-        "accuracy_delta": ev["accuracy"] - fp32_acc,
-        "parity": compare_logits(ref, ev["logits"]),
-        "bits_w": 8,
-        "bits_a": 8,
-        "deployable": True,
-        "simulated": False,
-        "quantizer": quantizer.name,
-        "calibration_images": int(len(calib)),
-        "settings": info,
-        "quantize_seconds": seconds,
-        "source_model": str(model_path),
-        "provenance": provenance({"quantize": cfg}),
-    }
-    write_json(f"{out}.json", sidecar)
-    return sidecar
+    sidecar = DeployMetrics(
+        model=model_name or meta.get("arch"),
+        variant=variant or meta.get("variant", "baseline"),
+        format=fmt,
+        runtime=quantizer.runtime,
+        precision="int8",  # what every post-training quantizer makes (bits_w, bits_a below)
+        path=str(out),
+        size_bytes=out.stat().st_size,
+        accuracy=ev["accuracy"],
+        images=ev["images"],
+        parity=compare_logits(ref, ev["logits"]),
+        deployable=True,
+        simulated=False,
+        bits_w=8,
+        bits_a=8,
+        extra={
+            "fp32_accuracy": fp32_acc,
+            "fp32_runtime": "pytorch",
+            "accuracy_delta": ev["accuracy"] - fp32_acc,
+            "quantizer": quantizer.name,
+            "calibration_images": int(len(calib)),
+            "settings": info,
+            "quantize_seconds": seconds,
+            "source_model": str(model_path),
+        },
+        provenance=provenance({"quantize": cfg}),
+    )
+    return write_record(f"{out}.json", sidecar)

@@ -9,38 +9,25 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeopt.atomic import write_json, write_text
+from edgeopt.atomic import write_text
 from edgeopt.data import load_meta, load_split
 from edgeopt.errors import EdgeoptError
 from edgeopt.models import load_model
 from edgeopt.provenance import provenance
 from edgeopt.quantize.data import load_calibration, make_contiguous, subset
 from edgeopt.quantize.fake_quant import FakeQuantQAT, check_bits, set_observe
+from edgeopt.records import QAT_SWEEP_COLUMNS, QatResult, read_record, write_record
 from edgeopt.train.device_data import DeviceData
 from edgeopt.train.loop import TrainSettings, evaluate, fit, resolve_device
 
 #: keys of `quantize.qat` that override the `train` section for fine-tuning
 TRAIN_OVERRIDES = ("epochs", "lr", "batch_size", "weight_decay", "pct_start", "device", "seed")
-SWEEP_COLUMNS = (
-    "bits_w",
-    "bits_a",
-    "accuracy",
-    "fp32_accuracy",
-    "delta",
-    "accuracy_before_finetune",
-    "deployable",
-    "simulated",
-    "epochs",
-    "train_images",
-    "test_images",
-)
 
 
 def parse_pair(text: str) -> tuple[int, int]:
@@ -102,39 +89,40 @@ def run_qat(
     seconds = time.perf_counter() - t0
     after = evaluate(qmodel, dtest, settings.eval_batch_size)
     deployable = family.deployable(bits_w, bits_a)
-    record = {
-        "model": model_name or meta.get("arch"),
-        "variant": variant or meta.get("variant", "baseline"),
-        "stage": "qat",
-        "quantizer": family.name,
-        "bits_w": bits_w,
-        "bits_a": bits_a,
-        "accuracy": after["accuracy"],
-        "loss": after["loss"],
-        "fp32_accuracy": fp32_eval["accuracy"],
-        "delta": after["accuracy"] - fp32_eval["accuracy"],
-        "accuracy_before_finetune": before["accuracy"],
-        "test_images": after["images"],
-        "train_images": len(train),
-        "epochs": settings.epochs,
-        "lr": settings.lr,
-        "deployable": deployable,
-        "simulated": True,
-        "measured_in": "pytorch fake-quant (simulated integer arithmetic)",
-        "deploy_note": (
-            "8-bit W/A: deploy through the ort-int8 / tflite-int8 artifacts (integer kernels)"
-            if deployable
-            else "sub-8-bit: no runtime here has these kernels; accuracy is simulated, no latency exists"
-        ),
-        "bn_folded": report["bn_folded"],
-        "layers": report["layers"],
-        "qat_seconds": seconds,
-        "history": result.history,
-        "source_model": str(model_path),
-        "provenance": provenance({"quantize.qat": qat_cfg, "train": train_cfg}, str(device)),
-    }
-    write_json(out, record)
-    return record
+    record = QatResult(
+        model=model_name or meta.get("arch"),
+        variant=variant or meta.get("variant", "baseline"),
+        stage="qat",
+        quantizer=family.name,
+        bits_w=bits_w,
+        bits_a=bits_a,
+        accuracy=after["accuracy"],
+        fp32_accuracy=fp32_eval["accuracy"],
+        delta=after["accuracy"] - fp32_eval["accuracy"],
+        accuracy_before_finetune=before["accuracy"],
+        test_images=after["images"],
+        train_images=len(train),
+        epochs=settings.epochs,
+        deployable=deployable,
+        simulated=True,
+        extra={
+            "loss": after["loss"],
+            "lr": settings.lr,
+            "measured_in": "pytorch fake-quant (simulated integer arithmetic)",
+            "deploy_note": (
+                "8-bit W/A: deploy through the ort-int8 / tflite-int8 artifacts (integer kernels)"
+                if deployable
+                else "sub-8-bit: no runtime here has these kernels; accuracy is simulated, no latency exists"
+            ),
+            "bn_folded": report["bn_folded"],
+            "layers": report["layers"],
+            "qat_seconds": seconds,
+            "history": result.history,
+            "source_model": str(model_path),
+        },
+        provenance=provenance({"quantize.qat": qat_cfg, "train": train_cfg}, str(device)),
+    )
+    return write_record(out, record)
 
 
 def write_sweep(jsons: list[str | Path], out: str | Path) -> list[dict[str, Any]]:
@@ -144,11 +132,11 @@ def write_sweep(jsons: list[str | Path], out: str | Path) -> list[dict[str, Any]
         p = Path(path)
         if not p.exists():
             raise EdgeoptError(f"{p}: QAT result missing")
-        r = json.loads(p.read_text())
-        rows.append({k: r.get(k) for k in SWEEP_COLUMNS})
+        r = read_record(p, QatResult)
+        rows.append({k: getattr(r, k) for k in QAT_SWEEP_COLUMNS})
     rows.sort(key=lambda r: (-r["bits_w"], -r["bits_a"]))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=SWEEP_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=QAT_SWEEP_COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})

@@ -20,7 +20,7 @@ class PostTrainingQuantizer(Protocol):
     """fp32 module + calibration batch -> an int8 artifact at `out` (returns what it did)."""
 
     name: str
-    fmt: str  # deploy format it produces (plan.FORMATS key)
+    fmt: str  # deploy format it produces (edgeopt.formats.FORMATS key)
     runtime: str  # harness runtime that runs the artifact
 
     def quantize(

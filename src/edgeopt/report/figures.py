@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 
 from edgeopt import atomic  # noqa: E402
 from edgeopt.errors import EdgeoptError  # noqa: E402
+from edgeopt.report import catalog  # noqa: E402
 from edgeopt.report.pareto import pareto_mask  # noqa: E402
 
 Tables = dict[str, pd.DataFrame]
@@ -39,6 +40,11 @@ AXIS_LABELS = {
 
 
 def register(name: str) -> Callable[[DrawFn], DrawFn]:
+    """Register the drawing function of figure `name`, which `edgeopt.report.catalog.FIGURES` must list
+    (the catalog is what the planner and the plot_figure rule know)."""
+    if name not in catalog.FIGURES:
+        raise ValueError(f"figure {name!r} is not in edgeopt.report.catalog.FIGURES")
+
     def deco(fn: DrawFn) -> DrawFn:
         FIGURES[name] = fn
         return fn

@@ -1,7 +1,7 @@
 """One self-contained HTML page (figures embedded as data URIs, inline CSS) that opens from disk.
 
-Figure captions come from `workflow/report/<figure>.rst`, the same files Snakemake's `--report`
-uses, so both reports say the same thing.
+Figure captions come from the figure catalog (`edgeopt.report.catalog.FIGURES`, package data, so an
+installed edgeopt has them), the same text Snakemake's `--report` shows, so both reports say the same.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pandas as pd
 
 from edgeopt import atomic
 from edgeopt.provenance import git_commit
+from edgeopt.report.catalog import FIGURES
 
-CAPTIONS_DIR = Path(__file__).resolve().parents[3] / "workflow" / "report"
 TITLES = {
     "accuracy_latency": "Accuracy vs latency per device (Pareto front)",
     "accuracy_size": "Accuracy vs model size",
@@ -68,11 +68,9 @@ window.addEventListener('load', function () {
 
 
 def caption(figure: str) -> str:
-    """The figure's caption text from workflow/report/<figure>.rst (plain rst, double backticks dropped)."""
-    path = CAPTIONS_DIR / f"{figure}.rst"
-    if not path.is_file():
-        return ""
-    return " ".join(path.read_text().split()).replace("``", "")
+    """The figure's caption from the figure catalog (package data; plain rst, double backticks dropped)."""
+    fig = FIGURES.get(figure)
+    return "" if fig is None else " ".join(fig.caption.split()).replace("``", "")
 
 
 def _cell(value: Any, fmt: Any) -> str:

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgeopt.atomic import write_json
 from edgeopt.errors import EdgeoptError
 from edgeopt.provenance import provenance
+from edgeopt.records import RetrainResult, write_record
 from edgeopt.retrain import ort_env
 from edgeopt.retrain.jobs import build_job
 from edgeopt.retrain.runner import job_python, run_on_device
@@ -71,7 +71,7 @@ def retrain(
     host = build_job(work, model_path, data_dir, framework, setting, section, ort_python, logp)
     python = job_python(section, device, framework, ort_python)
     res = run_on_device(work, framework, device, device_cfg or {}, python, section.get("timeout_s"), logp)
-    metrics: dict[str, Any] = {
+    metrics = {
         "model": model or host.get("arch"),
         "variant": variant,
         "framework": framework,
@@ -102,8 +102,10 @@ def retrain(
         "gpu": res.get("gpu"),
         "framework_version": res.get("runtime_version"),
     }
+    # the device-side trainer runs without edgeopt.records: its reply is checked here, as a record
+    record = RetrainResult.from_json(metrics, f"device {device}: retraining result")
     if out is not None:
-        write_json(out, metrics)
+        write_record(out, record)
         if not section.get("keep_job", False):
             shutil.rmtree(work, ignore_errors=True)
     return metrics

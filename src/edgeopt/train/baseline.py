@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
-from edgeopt.atomic import write_json
 from edgeopt.config import UNTRAINED_WARNING
 from edgeopt.data import load_meta, load_split
 from edgeopt.data.sources import file_digest
 from edgeopt.models import create_model, load_weights, model_stats, save_model
 from edgeopt.provenance import provenance
+from edgeopt.records import ModelMetrics, write_record
 from edgeopt.train.device_data import DeviceData
 from edgeopt.train.loop import (
     TrainSettings,
@@ -89,21 +89,23 @@ def train_baseline(
         "classes": meta["classes"],
     }
     save_model(out_model, model, model_meta)
-    metrics = {
-        "model": model_name,
-        "variant": variant,
-        "stage": "train",
-        "accuracy": test["accuracy"],
-        "loss": test["loss"],
-        "val_accuracy": result.history[-1].get("val_accuracy") if result.history else None,
+    record = ModelMetrics(
+        model=model_name,
+        variant=variant,
+        stage="train",
+        accuracy=test["accuracy"],
+        loss=test["loss"],
         **stats,
-        "epochs": settings.epochs,
-        "train_seconds": result.train_seconds,
-        "train_images_per_second": result.images_per_second,
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "history": result.history,
-        "provenance": provenance({"train": train_cfg, "model": model_cfg}, str(device)),
-    }
-    write_json(out_metrics, metrics)
+        extra={
+            "val_accuracy": result.history[-1].get("val_accuracy") if result.history else None,
+            "epochs": settings.epochs,
+            "train_seconds": result.train_seconds,
+            "train_images_per_second": result.images_per_second,
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "history": result.history,
+        },
+        provenance=provenance({"train": train_cfg, "model": model_cfg}, str(device)),
+    )
+    written = write_record(out_metrics, record)
     remove_checkpoints(checkpoint)
-    return metrics
+    return written
