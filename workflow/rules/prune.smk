@@ -41,7 +41,7 @@ rule build_latency_table:
         model=layout.fill(layout.MODEL_FILE, variant="baseline"),
     output:
         table=layout.LATENCY_TABLE,
-        info=layout.LATENCY_TABLE + ".json",
+        info=f"{layout.LATENCY_TABLE}.json",
     log:
         layout.log("build_latency_table", "{device}/{model}/{format}"),
     benchmark:
