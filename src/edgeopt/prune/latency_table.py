@@ -29,6 +29,8 @@ TABLE_FORMATS = ("ort-fp32", "ort-int8", "tflite-fp32", "tflite-fp16", "tflite-i
 TABLE_KEYS = ("method", "ratios", "warmup", "rounds", "runs", "threads")
 #: the row naming the whole unpruned model (its `latency_ms` anchors every prediction)
 BASELINE_ROW = "@baseline"
+#: the largest speed-up a table ever predicts (a floor for summed savings)
+MAX_SPEEDUP = 100.0
 COLUMNS = ("group", "channels", "kept", "ratio", "latency_ms", "saved_ms")
 
 
@@ -66,8 +68,10 @@ class LatencyTable:
         return points[lo] + (points[hi] - points[lo]) * (kept - lo) / (hi - lo)
 
     def predict_ms(self, widths: dict[str, int]) -> float:
-        """Predicted latency of the model with each named group cut to its kept width."""
-        return self.baseline_ms - sum(self.saved_at(g, w) for g, w in widths.items() if g in self.channels)
+        """Predicted latency of the model with each named group cut to its kept width; never under 1/`MAX_SPEEDUP`
+        of the baseline (noisy savings summed over many groups can exceed the baseline itself)."""
+        ms = self.baseline_ms - sum(self.saved_at(g, w) for g, w in widths.items() if g in self.channels)
+        return max(ms, self.baseline_ms / MAX_SPEEDUP)
 
     def fast_widths(self, group: str) -> list[int]:
         """Kept widths (narrowest first) that run faster than every wider width measured: the only
