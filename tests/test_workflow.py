@@ -53,6 +53,11 @@ def test_tiny_preset_builds_every_target(tiny_run) -> None:
         assert side["images"] == 500 and 0 <= side["parity"]["top1_agreement"] <= 1 and side["provenance"]
         bench = json.loads((workdir / plan.bench_path("local", "resnet20", "baseline", fmt)).read_text())
         assert (bench["format"], bench["precision"]) == (fmt, "int8") and bench["accuracy_host"] == side["accuracy"]
+    # the preset's speed-up target: planned from a latency table measured on `local`, checked there
+    table = "results/latency/local/resnet20/ort-fp32.csv"
+    planned = yaml.safe_load((workdir / "results/recipes/resnet20/pruned.yaml").read_text())["planned"]
+    assert planned["metric"] == "speedup" and planned["latency_table"] == table and (workdir / table).exists()
+    assert planned["predicted_speedup"] >= 1.2 and 1 <= len(planned["rounds"]) <= planned["max_rounds"] == 2
 
 
 @pytest.mark.slow

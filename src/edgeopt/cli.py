@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("edgeopt.train.cli", "train a baseline model"),
     "bench-train": ("edgeopt.train.bench", "benchmark the training loop against a plain PyTorch loop"),
     "sensitivity": ("edgeopt.prune.sensitivity", "prune each layer group alone at a sweep of ratios, measure accuracy"),
+    "latency-table": ("edgeopt.prune.latency_sweep", "measure each prunable group's latency at a sweep of widths on a device"),
     "prune-plan": ("edgeopt.prune.planner", "choose per-layer pruning ratios for a target, write a recipe"),
     "prune": ("edgeopt.prune.apply", "apply a pruning recipe to a trained model and fine-tune it"),
     "train-width": ("edgeopt.prune.width", "train a thinner (width-multiplier) model from scratch"),

@@ -147,12 +147,16 @@ def _check_qat_variants(config: dict[str, Any]) -> None:
 
 
 def _check_latency_target(config: dict[str, Any]) -> None:
-    """A latency target reads a baseline benchmark: its device and format must be ones that get measured."""
+    """A latency or speed-up target is measured on a device: it must be an enabled device, and the format one that
+    device runs (and, planned from a latency table, one the host can build files of to time)."""
     from edgeopt.formats import FORMATS, runtime
+    from edgeopt.prune.latency_table import TABLE_FORMATS, plans_from_latency_table
 
     target = (config.get("prune") or {}).get("target") or {}
-    if target.get("kind") != "latency" or "pruned" not in ((config.get("prune") or {}).get("variants") or []):
+    if target.get("kind") not in ("latency", "speedup") or "pruned" not in ((config.get("prune") or {}).get("variants") or []):
         return
+    if target.get("kind") == "speedup" and float(target.get("value", 2.5)) <= 1:
+        raise EdgeoptError(f"config: prune.target.value: a speedup must be > 1, got {target.get('value')}")
     devices = device_settings(config)
     device = target.get("device", "local")
     if device not in devices:
@@ -160,8 +164,11 @@ def _check_latency_target(config: dict[str, Any]) -> None:
                            f"(devices: {', '.join(devices)})")
     runtimes = device_runtimes(config, device)
     formats = [f for f in FORMATS if runtime(f) in runtimes]
+    if plans_from_latency_table(target):
+        formats = [f for f in formats if f in TABLE_FORMATS]
     if target.get("format", "ort-fp32") not in formats:
-        raise EdgeoptError(f"config: prune.target.format: {target.get('format')!r} is not a format benchmarked on "
+        raise EdgeoptError(f"config: prune.target.format: {target.get('format')!r} is not a format "
+                           f"{'timed for a latency table' if plans_from_latency_table(target) else 'benchmarked'} on "
                            f"{device} (its runtimes allow: {', '.join(formats)})")
 
 

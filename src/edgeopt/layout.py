@@ -75,6 +75,7 @@ MODEL_FILE = _artifact("model_file", "models/{model}/{variant}/model.pt", "`edge
 MODEL_METRICS = _artifact("model_metrics", "models/{model}/{variant}/metrics.json", "`edgeopt.records.ModelMetrics`: accuracy (test split), loss, macs, params, nonzero_params, weight_sparsity, ..., provenance")
 SENSITIVITY_TABLE = _artifact("sensitivity_table", "sensitivity/{model}/sensitivity.csv", "per-layer pruning sensitivity (`edgeopt.records.SENSITIVITY_COLUMNS`)")
 SENSITIVITY_PLOT = _artifact("sensitivity_plot", "sensitivity/{model}/sensitivity.png", "the same, drawn")
+LATENCY_TABLE = _artifact("latency_table", "latency/{device}/{model}/{format}.csv", "batch-1 latency of each prunable group at a sweep of kept widths, measured on `device` in `format` (`edgeopt.prune.latency_table`); beside it `.csv.json`: how, provenance")
 RECIPE = _artifact("recipe", "recipes/{model}/{variant}.yaml", "declarative compression recipe (editable, replayable)")
 ONNX_EXPORT = _artifact("onnx_export", "deploy/{model}/{variant}/model.onnx", "fp32 ONNX export (dynamic batch)")
 ONNX_EXPORT_SIDECAR = _artifact("onnx_export_sidecar", "deploy/{model}/{variant}/model.onnx.json", "`edgeopt.records.DeployMetrics` of the export")

@@ -21,14 +21,46 @@ rule plan_pruning:
     params:
         cfg=lambda w: plan.prune_plan_json(config, w.recipe_variant),
         extra=lambda w, input: " ".join(
-            f"--{k} {shlex.quote(str(input[k]))}"
-            for k in ("sensitivity", "bench")
+            f"--{k.replace('_', '-')} {shlex.quote(str(input[k]))}"
+            for k in ("sensitivity", "bench", "latency_table")
             if k in input.keys()
         ),
     shell:
         "python -m edgeopt prune-plan --variant {wildcards.recipe_variant} --model {input.model:q}"
         " --model-name {wildcards.model} {params.extra} --params {params.cfg:q} --out {output:q}"
         " > {log:q} 2>&1"
+
+
+# Latency tables are measured on the device (over SSH unless local), like benchmarks: on the submitting host.
+localrules:
+    build_latency_table,
+
+
+rule build_latency_table:
+    input:
+        model=layout.fill(layout.MODEL_FILE, variant="baseline"),
+    output:
+        table=layout.LATENCY_TABLE,
+        info=f"{layout.LATENCY_TABLE}.json",
+    log:
+        layout.log("build_latency_table", "{device}/{model}/{format}"),
+    benchmark:
+        layout.benchmark("build_latency_table", "{device}/{model}/{format}")
+    wildcard_constraints:
+        device="[A-Za-z0-9_.-]+",
+        format="(ort|tflite)-[a-z0-9]+",
+    conda:
+        "../../envs/edgeopt.yaml"
+    threads: lambda w: plan.device_job_threads(config, w.device, workflow.cores)
+    resources:
+        **plan.device_resources(config),
+    params:
+        cfg=lambda w: plan.latency_table_json(config),
+        device=lambda w: plan.device_json(config, w.device),
+    shell:
+        "python -m edgeopt latency-table --model {input.model:q} --model-name {wildcards.model:q}"
+        " --device {wildcards.device:q} --device-params {params.device:q} --format {wildcards.format:q}"
+        " --params {params.cfg:q} --out {output.table:q} > {log:q} 2>&1"
 
 
 rule prune_model:

@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -371,25 +372,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def write_result(compute: Callable[[], dict[str, Any]], out: str, failing: str) -> int:
+    """Run `compute` and write its result to `out` (temp file + rename); a problem becomes one last line on
+    stderr, `edgeopt harness: ...` (exit 3 for a `HarnessError`, else 1 after the traceback)."""
     try:
-        result = run_benchmark(args)
+        result = compute()
     except HarnessError as exc:
         print(f"edgeopt harness: {exc}", file=sys.stderr)
         return 3
     except Exception as exc:  # noqa: BLE001 - report any runtime failure as one last line
         traceback.print_exc()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(
-            f"edgeopt harness: {args.runtime} failed on {args.model}: {type(exc).__name__}: {first}",
-            file=sys.stderr,
-        )
+        print(f"edgeopt harness: {failing}: {type(exc).__name__}: {first}", file=sys.stderr)
         return 1
-    tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
+    tmp = Path(out).with_name(Path(out).name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    os.replace(tmp, out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return write_result(lambda: run_benchmark(args), args.out, f"{args.runtime} failed on {args.model}")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,9 @@ from edgeopt.plan.models import (
 )
 from edgeopt.plan.prune import (
     bench_baseline_path,
+    latency_table_json,
+    latency_table_settings,
+    latency_table_target,
     plan_pruning_inputs,
     plan_times_latency,
     plans_from_table,
@@ -149,6 +152,9 @@ __all__ = [
     "all_targets",
     "baseline_targets",
     "bench_baseline_path",
+    "latency_table_json",
+    "latency_table_settings",
+    "latency_table_target",
     "bench_devices",
     "bench_formats",
     "bench_is_local",

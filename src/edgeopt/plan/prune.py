@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from edgeopt import layout
@@ -34,10 +35,10 @@ def width_mult(config: dict[str, Any], model: str) -> float | None:
     if explicit:
         return float(explicit)
     target = p["target"]
-    if target["kind"] == "latency":
+    if target["kind"] in ("latency", "speedup"):
         from edgeopt.errors import EdgeoptError
 
-        raise EdgeoptError("prune.width.mult: must be set when prune.target.kind is latency")
+        raise EdgeoptError(f"prune.width.mult: must be set when prune.target.kind is {target['kind']}")
     from edgeopt.prune.width_cache import cached_match_width
 
     ds = config["dataset"]
@@ -70,20 +71,69 @@ def recipe_path(model: str, variant: str) -> str:
 def bench_baseline_path(config: dict[str, Any], model: str) -> str | None:
     """The baseline benchmark a latency target reads."""
     t = prune_section(config)["target"]
-    if t["kind"] != "latency":
+    if t["kind"] != "latency" or latency_table_target(config):
         return None
     return layout.path(layout.BENCH_RESULT, device=t["device"], model=model, variant="baseline", format=t["format"])
 
 
 def prune_plan_json(config: dict[str, Any], variant: str) -> str:
-    """plan_pruning's params for one variant: only the `prune` keys that variant's recipe uses."""
+    """plan_pruning's params for one variant: only the `prune` keys that variant's recipe uses (a target planned
+    from a latency table adds how candidates are timed and the target device's settings)."""
+    if variant == "pruned" and latency_table_target(config):
+        from edgeopt.devices.config import device_settings
+
+        cfg = json.loads(subset_json(prune_section(config), PLAN_KEYS[variant]))
+        cfg["latency_table"] = latency_table_settings(config)
+        cfg["device_settings"] = device_settings(config)[target_device(config)]
+        return compact_json(cfg)
     return subset_json(prune_section(config), PLAN_KEYS[variant])
 
 
 def plan_times_latency(config: dict[str, Any], variant: str) -> bool:
-    """Whether plan_pruning times candidate plans (a measured latency target): it then gets the machine alone."""
+    """Whether plan_pruning times candidate plans on this machine (a measured latency target, or a table-planned
+    target on `local`): it then gets the machine alone."""
     t = prune_section(config)["target"]
+    if variant == "pruned" and latency_table_target(config):
+        from edgeopt.plan.bench import bench_is_local
+
+        return bench_is_local(config, target_device(config))
     return variant == "pruned" and t["kind"] == "latency" and t["latency_model"] == "measured"
+
+
+def latency_table_target(config: dict[str, Any]) -> bool:
+    """Whether the `pruned` plan's target is planned from a latency table measured on its device."""
+    from edgeopt.prune.latency_table import plans_from_latency_table
+
+    return plans_from_latency_table(prune_section(config).get("target") or {})
+
+
+def target_device(config: dict[str, Any]) -> str:
+    return str((prune_section(config).get("target") or {}).get("device", "local"))
+
+
+def target_format(config: dict[str, Any]) -> str:
+    return str((prune_section(config).get("target") or {}).get("format", "ort-fp32"))
+
+
+def latency_table_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What a latency table's numbers depend on (its rule's params: editing one of these rebuilds it): the
+    `prune.latency_table` keys `TABLE_KEYS` names (threads: else `bench.threads`), the groups `prune.ignore`
+    leaves out, and for an int8 format the `quantize` settings."""
+    from edgeopt.formats import FORMATS
+    from edgeopt.prune.latency_table import TABLE_KEYS
+
+    t = dict(prune_section(config).get("latency_table") or {})
+    s = {k: t[k] for k in TABLE_KEYS if k in t}
+    if s.get("threads") is None:
+        s["threads"] = int((config.get("bench") or {}).get("threads") or 0)
+    s["ignore"] = list(prune_section(config).get("ignore") or [])
+    if FORMATS[target_format(config)].precision == "int8":
+        s["quantize"] = {k: v for k, v in (config.get("quantize") or {}).items() if k != "qat"}
+    return s
+
+
+def latency_table_json(config: dict[str, Any]) -> str:
+    return compact_json(latency_table_settings(config))
 
 
 def plans_from_table(config: dict[str, Any]) -> bool:
@@ -101,6 +151,9 @@ def plan_pruning_inputs(config: dict[str, Any], model: str, variant: str) -> dic
         bench = bench_baseline_path(config, model)
         if bench:
             inputs["bench"] = bench
+        if latency_table_target(config):
+            inputs["latency_table"] = layout.path(layout.LATENCY_TABLE, device=target_device(config), model=model,
+                                                  format=target_format(config))
     return inputs
 
 

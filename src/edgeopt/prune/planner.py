@@ -29,6 +29,7 @@ from edgeopt.prune import RECIPE_VARIANTS
 from edgeopt.prune.common import count, load_for_pruning
 from edgeopt.prune.groups import channel_importance, list_groups, prune_structured, unprunable_groups
 from edgeopt.prune.latency_probe import SpeedupProbe
+from edgeopt.prune.latency_table import plans_from_latency_table
 from edgeopt.prune.pruners import check_cut_plan
 from edgeopt.prune.recipe import RECIPE_VERSION, save_recipe
 from edgeopt.prune.regularize import read_regularize
@@ -36,7 +37,7 @@ from edgeopt.prune.sensitivity import read_csv
 from edgeopt.prune.zeropad import residual_blocks
 from edgeopt.records import BenchResult, read_record
 
-TARGET_KINDS = ("macs", "params", "latency")
+TARGET_KINDS = ("macs", "params", "latency", "speedup")
 MOVE_ORDERS = ("loss", "loss_per_saving", "global")
 TABLE_ORDERS = ("loss", "loss_per_saving")
 PLANNED_VARIANTS = RECIPE_VARIANTS
@@ -253,6 +254,30 @@ def _meet_latency(
     }
 
 
+def _plan_from_table(
+    model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, Any], sensitivity_csv: str | Path | None,
+    latency_table: str | Path | None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """`plan_for_speedup` with the candidates timed on the target device."""
+    from edgeopt.devices import device_from_json
+    from edgeopt.prune.latency_sweep import DeviceTimer
+    from edgeopt.prune.latency_table import read_table
+    from edgeopt.prune.latency_target import plan_for_speedup
+
+    target = cfg.get("target") or {}
+    if latency_table is None:
+        raise EdgeoptError(f"prune.target: kind {target.get('kind')} plans from a latency table: pass --latency-table")
+    if sensitivity_csv is None:
+        raise EdgeoptError("prune-plan: a latency-table target needs --sensitivity (accuracy lost per ms saved)")
+    table, rows = read_table(latency_table), read_csv(sensitivity_csv)
+    device = device_from_json(target.get("device", "local"), cfg.get("device_settings") or {})
+    timer = DeviceTimer(model, meta, device, target.get("format", "ort-fp32"), cfg.get("latency_table") or {})
+    try:
+        return plan_for_speedup(model, meta, rows, cfg, table, timer.measure)
+    finally:
+        timer.close()
+
+
 def plan_zeropad(model: torch.nn.Module, meta: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict, dict]:
     """Every residual block: its inner groups and its output channels (zero-padded) at `zeropad.ratio`."""
     ratio = float(cfg["zeropad"]["ratio"])
@@ -281,8 +306,12 @@ def plan_pruning(
     sensitivity_csv: str | Path | None = None,
     bench_json: str | Path | None = None,
     model_name: str | None = None,
+    latency_table: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write the recipe of `variant` (pruned | zeropad | sparse) for a trained model."""
+    """Write the recipe of `variant` (pruned | zeropad | sparse) for a trained model.
+
+    A target planned from a latency table (`plans_from_latency_table`) reads `latency_table` and times its candidates
+    on `cfg["device_settings"]` (the target device's settings, as the rule passes them)."""
     if variant not in PLANNED_VARIANTS:
         raise EdgeoptError(f"prune-plan: unknown variant {variant!r} (known: {', '.join(PLANNED_VARIANTS)})")
     model, meta = load_for_pruning(str(model_path), "cpu")
@@ -293,6 +322,9 @@ def plan_pruning(
         "variant": variant,
         "source": str(model_path),
     }
+    cfg = dict(cfg)
+    # how a table-planned target's candidates are timed, and where: the rule's additions to the `prune` keys
+    timing = {"device_settings": cfg.pop("device_settings", None) or {}, "latency_table": cfg.pop("latency_table", None) or {}}
     cfg = fill_section("prune", cfg)
     finetune = dict(cfg["finetune"])
     round_to = cfg["round_to"]
@@ -301,18 +333,22 @@ def plan_pruning(
             raise EdgeoptError("prune-plan: variant pruned needs --sensitivity (all orders but global plan from it)")
         latency, probe = None, None
         target = cfg["target"]
-        if target.get("kind") == "latency":
+        if plans_from_latency_table(target):
+            ratios, summary = _plan_from_table(model, meta, {**cfg, **timing}, sensitivity_csv, latency_table)
+            round_to = 1  # the table's widths, exactly
+        elif target.get("kind") == "latency":
             if bench_json is None:
                 raise EdgeoptError("prune.target: kind latency needs --bench (the baseline benchmark JSON)")
             latency = bench_latency_ms(bench_json)
             if target["latency_model"] == "measured":
                 probe = SpeedupProbe(model, meta, int(target["probe_runs"]), int(target["probe_threads"]))
-        try:
-            rows = read_csv(sensitivity_csv) if sensitivity_csv is not None else None
-            ratios, summary = plan_structured(model, meta, rows, cfg, latency, probe)
-        finally:
-            if probe is not None:
-                probe.close()
+        if not plans_from_latency_table(target):
+            try:
+                rows = read_csv(sensitivity_csv) if sensitivity_csv is not None else None
+                ratios, summary = plan_structured(model, meta, rows, cfg, latency, probe)
+            finally:
+                if probe is not None:
+                    probe.close()
         steps, epochs_per_step, _ = check_cut_plan(cfg, "prune")
         reg_epochs, shrink, ramp = read_regularize(cfg, "prune")
         recipe = {
@@ -358,14 +394,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", help="registry name recorded in the recipe")
     p.add_argument("--sensitivity", help="sensitivity.csv (variant pruned; optional with order global)")
     p.add_argument("--bench", help="baseline benchmark JSON (target kind latency)")
+    p.add_argument("--latency-table", help="latency table CSV (target kind speedup, or latency_model table)")
     p.add_argument("--params", type=json_arg, required=True, help="the `prune` config section as JSON")
     p.add_argument("--out", required=True, help="recipe YAML to write")
 
 
 def run(args: argparse.Namespace) -> int:
-    r = plan_pruning(args.variant, args.model, args.out, args.params, args.sensitivity, args.bench, args.model_name)
+    r = plan_pruning(args.variant, args.model, args.out, args.params, args.sensitivity, args.bench, args.model_name,
+                     args.latency_table)
     if r["pruner"] == "structured":
         pl = r["planned"]
+        if pl["metric"] == "speedup":
+            print(f"{args.out}: {len(r['ratios'])} groups pruned, predicted {pl['predicted_speedup']}x, measured "
+                  f"{pl['measured_speedup']}x on {pl['device']} (target {pl['required_reduction']}x"
+                  + (")" if pl["met"] else f", stopped short: {pl['stopped_short']})"))
+            return 0
         print(f"{args.out}: {len(r['ratios'])} groups pruned, {pl['metric']} reduction {pl['reached_reduction']}x "
               f"(target {pl['required_reduction']}x)")
     return 0
