@@ -191,9 +191,11 @@ def test_sensitivity_bn_recalib_evaluates_each_cut_with_fresh_statistics(tiny_mo
 
 
 def test_sensitivity_params_carry_the_training_augmentation_only_when_recalibrating() -> None:
+    from edgeopt.config import fill_section
     from edgeopt.plan import sensitivity_json
 
-    cfg = {"train": {"crop_padding": 2, "flip": False}, "sensitivity": {"bn_recalib": 0}}
+    cfg = {"train": {"crop_padding": 2, "flip": False}, "sensitivity": {"bn_recalib": 0},
+           "prune": fill_section("prune", {})}  # fmt: skip
     assert "crop_padding" not in json.loads(sensitivity_json(cfg))  # off: a training change reruns no table
     on = json.loads(sensitivity_json({**cfg, "sensitivity": {"bn_recalib": 512}}))
     assert (on["bn_recalib"], on["crop_padding"], on["flip"]) == (512, 2, False)
@@ -408,7 +410,9 @@ def test_structured_pruning_across_concat(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_train_width_command_records_training_cost_and_match(tiny_data: Path, tmp_path: Path) -> None:
     pruned = tmp_path / "pruned.json"
-    pruned.write_text(json.dumps({"variant": "pruned", "macs": 20_000_000, "accuracy": 0.5, "finetune_seconds": 3.0}))
+    pruned.write_text(json.dumps({"model": "resnet20", "variant": "pruned", "stage": "prune", "accuracy": 0.5, "loss": 1.5,
+                                  "macs": 20_000_000, "params": 100_000, "nonzero_params": 100_000,
+                                  "weight_sparsity": 0.0, "finetune_seconds": 3.0}))
     out = tmp_path / "width0.5"
     params = {"epochs": 1, "batch_size": 128, "device": "cpu", "progress": False}
     rc = cli_main(["train-width", "--model", "resnet20", "--width-mult", "0.5", "--data", str(tiny_data),
