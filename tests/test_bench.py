@@ -119,6 +119,7 @@ def test_plan_filters_formats_by_device_runtimes() -> None:
     assert targets == [
         "results/bench/local/resnet20/baseline/ort-fp32.json",
         "results/bench/local/resnet20/baseline/tflite-int8.json",
+        "results/bench/local/resnet20/baseline/qat-tflite-int8.json",  # the 8-bit QAT twin of a benched int8 format
         "results/bench/jetson/resnet20/baseline/ort-fp32.json",
         "results/bench/jetson/resnet20/baseline/trt-fp16.json",
     ]
