@@ -110,6 +110,9 @@ def test_fast_widths_snap_and_predictions_add_up(tmp_path: Path) -> None:
     moves = table_moves(t, drops, 0.8)
     assert set(moves) == {("a", 28), ("a", 16), ("b", 8)}
     assert moves.index(("a", 16)) < moves.index(("b", 8))  # 0.02 per 2 ms beats 0.04 per 1 ms
+    # without a sensitivity table a cut costs the share of channels it removes: 0.5/2 ms, 0.5/1 ms, 0.125/0.1 ms
+    assert table_moves(t, None, 0.8) == [("a", 16), ("b", 8), ("a", 28)]
+    assert table_moves(t, None, 0.4) == [("a", 28)]  # max_ratio still bounds every cut
     t.saved["b"][8] = 50.0  # noise summed over many groups can exceed the baseline: predictions stay positive
     assert t.predict_ms({"a": 16, "b": 8}) == pytest.approx(10.0 / 100)
     with pytest.raises(EdgeoptError, match="not a latency table"):
@@ -126,11 +129,11 @@ def test_sensitivity_is_read_at_the_widths_it_really_measured() -> None:
     assert drop_at(points, 0.25) == pytest.approx(0.01) and drop_at(points, 0.75) is None
 
 
-def _plan(tiny_model: Path, sens: Path, table: Path, out: Path, target: dict) -> dict:
+def _plan(tiny_model: Path, sens: Path | None, table: Path, out: Path, target: dict) -> dict:
     from edgeopt.prune.planner import plan_pruning
 
     cfg = {"target": {"device": "local", "format": "ort-fp32", **target}, "max_ratio": 0.8, "round_to": 8,
-           "latency_table": SETTINGS, "device_settings": {}}
+           "latency_table": SETTINGS, "device_settings": {}, "order": "loss" if sens else "global"}
     return plan_pruning("pruned", tiny_model, out, cfg, sens, model_name="resnet20", latency_table=table)
 
 
@@ -173,6 +176,11 @@ def test_speedup_loop_is_bounded_and_latency_budget_uses_the_table(
     assert lat["required_reduction"] == pytest.approx(1.1, rel=1e-3) and lat["latency_budget_ms"] == budget
     with pytest.raises(EdgeoptError, match=r"prune.target: a 1e\+03x speed-up is out of reach by .*ort-fp32.csv"):
         _plan(tiny_model, sensitivity_csv, local_table, tmp_path / "x.yaml", {"kind": "speedup", "value": 1000})
+    # sensitivity analysis off (order global): each cut costs the share of channels it removes
+    blind = _plan(tiny_model, None, local_table, tmp_path / "blind.yaml",
+                  {"kind": "speedup", "value": 1.1, "rounds": 1})["planned"]
+    assert blind["order"] == "share_per_ms" and one["order"] == "loss_per_ms"
+    assert blind["predicted_speedup"] >= 1.1 and len(blind["rounds"]) == 1
 
 
 @pytest.mark.parametrize(

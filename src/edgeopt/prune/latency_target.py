@@ -2,7 +2,8 @@
 
 Moves are (group, kept width) steps, each width one the table shows faster than every wider width on
 that device and runtime (measured alignment instead of one fixed `round_to`), ordered by the accuracy
-the sensitivity table says the cut costs per millisecond the latency table says it saves. The shortest
+the sensitivity table says the cut costs per millisecond the latency table says it saves (without a
+sensitivity table, as `order: global` plans, the cost of a cut is the share of channels it removes). The shortest
 prefix whose *predicted* speed-up meets the target is cut and timed against the baseline on the device; while the *measured* speed-up falls short,
 the goal is raised by the shortfall and more moves are added, for at most `target.rounds` timings.
 """
@@ -74,19 +75,20 @@ def drop_at(points: list[tuple[float, float]], ratio: float) -> float | None:
 
 
 def table_moves(
-    table: LatencyTable, drops: dict[str, list[tuple[float, float]]], max_ratio: float
+    table: LatencyTable, drops: dict[str, list[tuple[float, float]]] | None, max_ratio: float
 ) -> list[tuple[str, int]]:
     """(group, kept width) moves, cheapest accuracy lost per ms saved first (ties: most saved first). A group's
     deeper cut may come before its shallower one when it buys time more cheaply; a prefix keeps each group's
-    narrowest width (`widths_after`), so the shallower move then changes nothing."""
+    narrowest width (`widths_after`), so the shallower move then changes nothing. With `drops` None (no
+    sensitivity table) a cut costs the share of the group's channels it removes."""
     keyed = []
     for g in table.channels:
-        if g not in drops:
+        if drops is not None and g not in drops:
             continue
         c = table.channels[g]
         for w in sorted(table.fast_widths(g), reverse=True):
             ratio = (c - w) / c
-            drop = drop_at(drops[g], ratio)
+            drop = ratio if drops is None else drop_at(drops[g], ratio)
             if ratio > max_ratio + 1e-9 or drop is None:
                 break
             saved = table.saved[g][w]
@@ -103,19 +105,21 @@ def widths_after(moves: list[tuple[str, int]], n: int) -> dict[str, int]:
 
 
 def plan_for_speedup(
-    model: nn.Module, meta: dict[str, Any], rows: list[dict[str, Any]], cfg: dict[str, Any], table: LatencyTable,
-    measure: Callable[[nn.Module], dict[str, float]],
+    model: nn.Module, meta: dict[str, Any], rows: list[dict[str, Any]] | None, cfg: dict[str, Any],
+    table: LatencyTable, measure: Callable[[nn.Module], dict[str, float]],
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Per-group ratios (exact kept widths) meeting the target as measured by `measure` on the device, and
-    the plan's record: the table used, predicted and measured speed-ups of every candidate timed."""
+    the plan's record: the table used, predicted and measured speed-ups of every candidate timed. `rows`: the
+    sensitivity table, or None to cost each cut by the share of channels it removes."""
     target = cfg.get("target") or {}
     want = required_speedup(target, table)
     max_rounds, max_ratio = int(target.get("rounds", 3)), float(cfg.get("max_ratio", 0.8))
     ignore = cfg.get("ignore") or []
-    moves = table_moves(table, accuracy_drops(rows), max_ratio)
+    moves = table_moves(table, None if rows is None else accuracy_drops(rows), max_ratio)
     if not moves:
+        within = "prune.max_ratio" if rows is None else "the sensitivity table's ratios and prune.max_ratio"
         raise EdgeoptError(f"{table.path}: no group of the latency table has a width that is both faster on the "
-                           "device and within the sensitivity table's ratios and prune.max_ratio")
+                           f"device and within {within}")
 
     def predicted(n: int) -> float:
         return table.baseline_ms / table.predict_ms(widths_after(moves, n))
@@ -151,7 +155,7 @@ def plan_for_speedup(
     base_macs, base_params = count(model, meta)
     summary = {
         "metric": "speedup",
-        "order": "loss_per_ms",
+        "order": "share_per_ms" if rows is None else "loss_per_ms",
         "required_reduction": round(want, 4),
         "reached_reduction": last["measured_speedup"],
         "macs": macs, "params": params, "baseline_macs": base_macs, "baseline_params": base_params,

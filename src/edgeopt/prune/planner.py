@@ -267,9 +267,8 @@ def _plan_from_table(
     target = cfg.get("target") or {}
     if latency_table is None:
         raise EdgeoptError(f"prune.target: kind {target.get('kind')} plans from a latency table: pass --latency-table")
-    if sensitivity_csv is None:
-        raise EdgeoptError("prune-plan: a latency-table target needs --sensitivity (accuracy lost per ms saved)")
-    table, rows = read_table(latency_table), read_csv(sensitivity_csv)
+    table = read_table(latency_table)
+    rows = None if sensitivity_csv is None else read_csv(sensitivity_csv)  # None: order global, cost = share cut
     device = device_from_json(target.get("device", "local"), cfg.get("device_settings") or {})
     timer = DeviceTimer(model, meta, device, target.get("format", "ort-fp32"), cfg.get("latency_table") or {})
     try:
