@@ -199,6 +199,14 @@ def jobs_of(proc: subprocess.Popen) -> list[psutil.Process]:
         return []
 
 
+def cmdline(p: psutil.Process) -> str:
+    """A process's command line, or "" once it has ended (a job's short-lived children end while we look)."""
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def interrupt(wd: Path, stage: str, sig: signal.Signals, marker: str | None = None) -> None:
     """Start Snakemake on the stage's target, send `sig` to Snakemake alone once the job is under way
     (`marker` in its log), and check that every job process ends by itself (no orphan keeps writing)."""
@@ -212,7 +220,7 @@ def interrupt(wd: Path, stage: str, sig: signal.Signals, marker: str | None = No
             logf.unlink(missing_ok=True)  # a log of an earlier run does not count
             wait_for(lambda: logf.exists() and marker in logf.read_text(), f"{marker!r} in {log}", proc, WAIT_S)
         else:  # the benchmark: its harness process is running
-            wait_for(lambda: any(marker in " ".join(p.cmdline()) for p in jobs_of(proc) if p.is_running()),
+            wait_for(lambda: any(marker in cmdline(p) for p in jobs_of(proc)),
                      "the benchmark harness", proc, WAIT_S)  # fmt: skip
         jobs = jobs_of(proc)
         assert jobs
@@ -222,7 +230,7 @@ def interrupt(wd: Path, stage: str, sig: signal.Signals, marker: str | None = No
         else:
             assert proc.wait(timeout=STOP_S) != 0  # stops now, instead of waiting for the job to finish
         _, alive = psutil.wait_procs(jobs, timeout=STOP_S)
-        assert not alive, f"job processes outlived snakemake: {[p.cmdline() for p in alive]}"
+        assert not alive, f"job processes outlived snakemake: {[cmdline(p) for p in alive]}"
     finally:
         if proc.poll() is None:
             proc.kill()
