@@ -41,6 +41,7 @@ from edgeopt.prune.latency_sweep import build_artifact, cut_to, time_files, writ
 from edgeopt.prune.latency_table import read_table  # noqa: E402
 from edgeopt.prune.planner import plan_pruning  # noqa: E402
 from edgeopt.prune.recipe import load_recipe  # noqa: E402
+from edgeopt.records import BenchBatch, BenchResult, write_record  # noqa: E402
 
 
 def line_buffered() -> None:
@@ -126,7 +127,11 @@ def main() -> int:
     # 2. the plans
     bench_json = work / "baseline-bench.json"
     base_ms = tables[best].baseline_ms
-    bench_json.write_text(json.dumps({"batches": [{"batch_size": 1, "latency_ms": {"p50": base_ms}}]}))
+    write_record(bench_json, BenchResult(  # the `measured` mode scales this board latency, as a bench result gives it
+        device=args.device, model=str(meta.get("arch", "model")), variant="baseline", format=args.format,
+        runtime=FORMATS[args.format].runtime, precision=FORMATS[args.format].precision, artifact="",
+        size_bytes=0, accuracy=None, accuracy_host=None,
+        batches=[BenchBatch(batch_size=1, latency_ms={"p50": base_ms}, throughput_ips=1000 / base_ms)]))
     finetune = {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "batch_size": args.batch_size}
     common = {"round_to": 8, "max_ratio": args.max_ratio, "order": "loss", "finetune": finetune}
     cfgs = {

@@ -69,14 +69,19 @@ def latency_stats(seconds: list[float], batch: int) -> dict[str, Any]:
     }
 
 
-def load_model(runtime: str, model: str, threads: int, providers: list[str] | None = None) -> Any:
-    """Load through the runner registry (TensorRT: an engine built here first, see `build_trt_engine`)."""
+def load_model(
+    runtime: str, model: str, threads: int, providers: list[str] | None = None, spin: bool = True
+) -> Any:
+    """Load through the runner registry (TensorRT: an engine built here first, see `build_trt_engine`);
+    `spin`: ONNX Runtime's idle-thread spinning (`OrtRunner`)."""
     if runtime not in RUNTIMES:
         try:
             importlib.import_module(f"edgeopt.harness.{runtime}")
         except ImportError as exc:
             raise HarnessError(f"runtime {runtime!r} has no runner here ({exc})") from None
-    options = {"providers": providers} if runtime == "onnxruntime" and providers else {}
+    options: dict[str, Any] = {}
+    if runtime == "onnxruntime":
+        options = {"providers": providers, "spin": spin} if providers else {"spin": spin}
     try:
         return load_runner(runtime, model, threads=threads, **options)
     except RuntimeUnavailable as exc:

@@ -56,8 +56,11 @@ class OrtRunner:
     name = "onnxruntime"
 
     def __init__(
-        self, path: str, threads: int = 0, providers: list[str] | None = None, opt_level: str = "all"
+        self, path: str, threads: int = 0, providers: list[str] | None = None, opt_level: str = "all",
+        spin: bool = True,
     ) -> None:
+        """`spin=False` stops the intra-op threads spinning after a run: needed where many sessions live in one
+        process and take turns (their spinning threads would steal the cores from the one running)."""
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -72,6 +75,8 @@ class OrtRunner:
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
+        if not spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         missing = [p for p in providers or [] if p not in available]
         if missing:  # a result labelled with a provider that did not run would mislead
