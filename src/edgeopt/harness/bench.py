@@ -79,9 +79,7 @@ def load_model(
             importlib.import_module(f"edgeopt.harness.{runtime}")
         except ImportError as exc:
             raise HarnessError(f"runtime {runtime!r} has no runner here ({exc})") from None
-    options: dict[str, Any] = {}
-    if runtime == "onnxruntime":
-        options = {"providers": providers, "spin": spin} if providers else {"spin": spin}
+    options = {"providers": providers, "spin": spin} if runtime == "onnxruntime" else {}
     try:
         return load_runner(runtime, model, threads=threads, **options)
     except RuntimeUnavailable as exc:

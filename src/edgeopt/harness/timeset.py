@@ -28,8 +28,8 @@ def time_models(
     """Per model (in the order given): median, p10 and p90 batch-1 latency in ms over `rounds` x `runs`."""
     if not paths:
         raise HarnessError("no model files to time")
-    # all sessions stay alive and take turns: spinning idle threads of the others would slow the one running
-    # (ResNet-56's 91 table files: 24 ms instead of 2.6 ms), so none spins; every file is timed alike
+    # all sessions stay alive and take turns: the spinning idle threads of the others would slow the one
+    # running (measured in docs/pruning.md), so none spins; every file is timed alike
     runners = [load_model(runtime, p, threads, spin=len(paths) == 1) for p in paths]
     rng = np.random.default_rng(0)
     batches = [random_batch(input_shape(None, r), 1, rng) for r in runners]
