@@ -8,7 +8,10 @@ from a latency table measured on the device, side by side on one baseline and on
    MACs), `measured` (today's `latency_model: measured`, a budget of baseline / --speedup), `table` (kind
    speedup, checked on the device) and `macs-same` (a MACs target equal to what the table plan reached).
 3. Times the baseline and every plan side by side on the device (rounds interleaved); with --finetune-epochs > 0
-   also fine-tunes each the same way on --data and reports test accuracy against the baseline's.
+   also fine-tunes each the same way on --data (the baseline teaching with --distill-alpha) and reports test
+   accuracy against the baseline's; --control also fine-tunes the unpruned baseline exactly alike, the
+   equal-budget comparison for a baseline that is not quite converged. Fine-tuning checkpoints every epoch, and a
+   plan already fine-tuned in --workdir is reused, so a stopped run resumes.
 
     PYTHONPATH=src python benchmarks/bench_latency_table.py --baseline results/models/resnet56/baseline/model.pt \\
         --sensitivity results/sensitivity/resnet56/sensitivity.csv --speedup 1.8 [--data results/data/cifar10 \\
@@ -40,7 +43,7 @@ from edgeopt.prune.groups import list_groups  # noqa: E402
 from edgeopt.prune.latency_sweep import build_artifact, cut_to, time_files, write_table  # noqa: E402
 from edgeopt.prune.latency_table import read_table  # noqa: E402
 from edgeopt.prune.planner import plan_pruning  # noqa: E402
-from edgeopt.prune.recipe import load_recipe  # noqa: E402
+from edgeopt.prune.recipe import control_recipe, load_recipe, save_recipe  # noqa: E402
 from edgeopt.records import BenchBatch, BenchResult, write_record  # noqa: E402
 
 
@@ -72,6 +75,11 @@ def main() -> int:
     ap.add_argument("--final-rounds", type=int, default=30, help="final comparison: rounds (runs: --runs)")
     ap.add_argument("--finetune-epochs", type=int, default=0)
     ap.add_argument("--finetune-lr", type=float, default=0.02)
+    ap.add_argument("--distill-alpha", type=float, default=0.0,
+                    help="weight of the baseline-as-teacher term in fine-tuning (0: off)")
+    ap.add_argument("--distill-temperature", type=float, default=4.0)
+    ap.add_argument("--control", action="store_true",
+                    help="also fine-tune the unpruned baseline exactly as the plans and report the change against it")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse-tables", action="store_true", help="keep tables already in --workdir (same settings!)")
@@ -132,7 +140,8 @@ def main() -> int:
         runtime=FORMATS[args.format].runtime, precision=FORMATS[args.format].precision, artifact="",
         size_bytes=0, accuracy=None, accuracy_host=None,
         batches=[BenchBatch(batch_size=1, latency_ms={"p50": base_ms}, throughput_ips=1000 / base_ms)]))
-    finetune = {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "batch_size": args.batch_size}
+    finetune = {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "batch_size": args.batch_size,
+                "distill": {"alpha": args.distill_alpha, "temperature": args.distill_temperature}}
     common = {"round_to": 8, "max_ratio": args.max_ratio, "order": "loss", "finetune": finetune}
     cfgs = {
         "macs": {**common, "target": {"kind": "macs", "value": args.speedup}},
@@ -177,12 +186,10 @@ def main() -> int:
     if args.finetune_epochs > 0:
         if not args.data:
             sys.exit("--finetune-epochs needs --data")
-        for name in names:
-            out = work / "finetuned" / name
-            m = prune_model(work / f"{name}.yaml", args.baseline, args.data, out / "model.pt", out / "metrics.json",
-                            {"batch_size": args.batch_size, "eval_batch_size": 256, "progress": False, "device": "cpu",
-                             "seed": args.seed}, {"accuracy": base_acc})
-            acc[name] = m["accuracy"]
+        if args.control:
+            save_recipe(work / "control.yaml", control_recipe(load_recipe(work / f"{names[0]}.yaml")))
+        for name in [*names, *(["control"] if args.control else [])]:
+            acc[name] = _finetuned(work, name, args, base_acc)
     print(f"\n== bench_latency_table: {meta.get('arch')} on {args.device} ({args.format}), batch 1, {args.threads} "
           f"threads; baseline {ms[0]:.3f} ms; medians of {args.final_rounds}x{args.runs} interleaved runs; "
           f"target {args.speedup:g}x ==")
@@ -199,12 +206,35 @@ def main() -> int:
               f" | {a} | {plan_s[name]:.0f} s")
     if base_acc is not None:
         print(f"baseline test accuracy {base_acc:.4f}")
+    if "control" in acc:
+        print(f"control (the baseline fine-tuned as the plans were): test accuracy {acc['control']:.4f}; "
+              "change of each plan against it: "
+              + ", ".join(f"{n} {acc[n] - acc['control']:+.4f}" for n in names if n in acc))
     summary = {"device": args.device, "format": args.format, "speedup": args.speedup, "method_errors": mae,
                "best_method": best, "table_build_seconds": build_s, "final_ms": dict(zip(["baseline", *names], ms, strict=True)),
-               "macs_reduction": macs, "accuracy": acc, "baseline_accuracy": base_acc,
+               "macs_reduction": macs, "accuracy": acc, "baseline_accuracy": base_acc, "finetune": finetune,
                "seconds": time.time() - t_start}
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     return 0
+
+
+def _finetuned(work: Path, name: str, args: argparse.Namespace, base_acc: float | None) -> float:
+    """Test accuracy of recipe `name` fine-tuned on --data.
+
+    The recipe is copied beside the fine-tuned model, and a rerun whose plan cuts the same widths the same way keeps
+    that copy: its finished result is reused and an unfinished one resumes from its checkpoint (a re-planned recipe
+    differs in its timing notes only, which would otherwise restart the checkpoint)."""
+    out, plan = work / "finetuned" / name, load_recipe(work / f"{name}.yaml")
+    copy = out / "recipe.yaml"
+    same = ("pruner", "importance", "round_to", "ignore", "ratios", "finetune", "source")
+    if not (copy.exists() and all(load_recipe(copy).get(k) == plan.get(k) for k in same)):
+        (out / "metrics.json").unlink(missing_ok=True)
+        save_recipe(copy, plan)
+    if not (out / "metrics.json").exists():
+        prune_model(copy, args.baseline, args.data, out / "model.pt", out / "metrics.json",
+                    {"batch_size": args.batch_size, "eval_batch_size": 256, "progress": False, "device": "cpu",
+                     "seed": args.seed}, {"accuracy": base_acc}, checkpoint=out / "ckpt.pt")
+    return float(json.loads((out / "metrics.json").read_text())["accuracy"])
 
 
 if __name__ == "__main__":
