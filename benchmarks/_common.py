@@ -60,6 +60,19 @@ def trained_model(name: str, data: Path, out: Path, train_cfg: dict[str, Any]) -
     return model_pt, json.loads(metrics.read_text())
 
 
+def add_distill_args(p: argparse.ArgumentParser) -> None:
+    """Fine-tuning with the unpruned baseline as teacher, alike in every pruning benchmark."""
+    p.add_argument(
+        "--distill-alpha", type=float, default=0.0, help="weight of the baseline-as-teacher term in fine-tuning (0: off)"
+    )
+    p.add_argument("--distill-temperature", type=float, default=4.0)
+
+
+def distill_config(args: argparse.Namespace) -> dict[str, float]:
+    """A recipe's `finetune.distill` from the options `add_distill_args` adds."""
+    return {"alpha": args.distill_alpha, "temperature": args.distill_temperature}
+
+
 def add_reuse_args(p: argparse.ArgumentParser) -> None:
     """Options to run a benchmark on a converged model instead of a quick one trained on a subset."""
     p.add_argument(

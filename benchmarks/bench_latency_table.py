@@ -34,6 +34,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import add_distill_args, distill_config, line_buffered_stdout  # noqa: E402
 
 from edgeopt.devices import device_from_json  # noqa: E402
 from edgeopt.formats import FORMATS  # noqa: E402
@@ -47,14 +50,8 @@ from edgeopt.prune.recipe import control_recipe, load_recipe, save_recipe  # noq
 from edgeopt.records import BenchBatch, BenchResult, write_record  # noqa: E402
 
 
-def line_buffered() -> None:
-    reconfigure = getattr(sys.stdout, "reconfigure", None)
-    if reconfigure is not None:
-        reconfigure(line_buffering=True)
-
-
 def main() -> int:
-    line_buffered()
+    line_buffered_stdout()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", required=True, help="baseline model.pt (metrics.json beside it for its accuracy)")
     ap.add_argument("--sensitivity", required=True, help="its sensitivity.csv")
@@ -75,9 +72,7 @@ def main() -> int:
     ap.add_argument("--final-rounds", type=int, default=30, help="final comparison: rounds (runs: --runs)")
     ap.add_argument("--finetune-epochs", type=int, default=0)
     ap.add_argument("--finetune-lr", type=float, default=0.02)
-    ap.add_argument("--distill-alpha", type=float, default=0.0,
-                    help="weight of the baseline-as-teacher term in fine-tuning (0: off)")
-    ap.add_argument("--distill-temperature", type=float, default=4.0)
+    add_distill_args(ap)
     ap.add_argument("--control", action="store_true",
                     help="also fine-tune the unpruned baseline exactly as the plans and report the change against it")
     ap.add_argument("--batch-size", type=int, default=128)
@@ -141,7 +136,7 @@ def main() -> int:
         size_bytes=0, accuracy=None, accuracy_host=None,
         batches=[BenchBatch(batch_size=1, latency_ms={"p50": base_ms}, throughput_ips=1000 / base_ms)]))
     finetune = {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "batch_size": args.batch_size,
-                "distill": {"alpha": args.distill_alpha, "temperature": args.distill_temperature}}
+                "distill": distill_config(args)}
     common = {"round_to": 8, "max_ratio": args.max_ratio, "order": "loss", "finetune": finetune}
     cfgs = {
         "macs": {**common, "target": {"kind": "macs", "value": args.speedup}},

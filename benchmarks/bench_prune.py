@@ -28,7 +28,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_reuse_args, baseline_for, bench_train_cfg, line_buffered_stdout, reused_data  # noqa: E402
+from _common import (  # noqa: E402
+    add_distill_args,
+    add_reuse_args,
+    baseline_for,
+    bench_train_cfg,
+    distill_config,
+    line_buffered_stdout,
+    reused_data,
+)
 
 from edgeopt.convert.onnx_export import export_onnx  # noqa: E402
 from edgeopt.models import load_model  # noqa: E402
@@ -51,10 +59,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=10, help="baseline training epochs")
     ap.add_argument("--finetune-epochs", type=int, default=5)
     ap.add_argument("--finetune-lr", type=float, default=0.05, help="peak OneCycle rate of the fine-tuning")
-    ap.add_argument(
-        "--distill-alpha", type=float, default=0.0, help="weight of the baseline-as-teacher term in fine-tuning (0: off)"
-    )
-    ap.add_argument("--distill-temperature", type=float, default=4.0)
+    add_distill_args(ap)
     ap.add_argument("--prune-steps", type=int, default=1, help="iterative pruning: steps to reach the plan (1: one shot)")
     ap.add_argument("--epochs-per-step", type=int, default=2, help="fine-tune epochs after each step but the last")
     ap.add_argument("--regularize-epochs", type=int, default=0,
@@ -126,7 +131,7 @@ def main() -> int:
             "epochs": args.finetune_epochs,
             "lr": args.finetune_lr,
             "pct_start": 0.1,
-            "distill": {"alpha": args.distill_alpha, "temperature": args.distill_temperature},
+            "distill": distill_config(args),
         },
     }
     pruned: dict[str, dict] = {}
